@@ -43,7 +43,9 @@ def check_audio(audio: np.ndarray, name: str = "the clip", max_seconds: float | 
             f"{name!r} is longer than the {max_seconds:.0f}-second limit. Trim it or split it into parts."
         )
     if np.max(np.abs(audio)) < SILENCE_PEAK:
-        raise EmotionError(f"{name!r} is silent. Check the microphone, or choose a clip in which someone speaks.")
+        raise EmotionError(
+            f"{name!r} is silent. Check the microphone, or choose a clip in which someone speaks."
+        )
     return audio
 
 
@@ -60,8 +62,22 @@ def _read_with_soundfile(path: Path, max_seconds: float | None) -> np.ndarray:
 
 def _read_with_ffmpeg(path: Path, max_seconds: float | None) -> np.ndarray:
     limit = [] if max_seconds is None else ["-t", str(max_seconds + 2)]
-    command = ["ffmpeg", "-nostdin", "-v", "error", "-i", str(path), *limit,
-               "-f", "f32le", "-ac", "1", "-ar", str(SAMPLE_RATE), "-"]  # fmt: skip
+    command = [
+        "ffmpeg",
+        "-nostdin",
+        "-v",
+        "error",
+        "-i",
+        str(path),
+        *limit,
+        "-f",
+        "f32le",
+        "-ac",
+        "1",
+        "-ar",
+        str(SAMPLE_RATE),
+        "-",
+    ]
     try:
         result = subprocess.run(command, capture_output=True, timeout=FFMPEG_TIMEOUT_S, check=False)
     except FileNotFoundError as error:

@@ -5,6 +5,9 @@ import json
 import sys
 from collections.abc import Iterable, Sequence
 
+from emotion import settings
+from emotion.errors import EmotionError
+
 
 def _print_json(record: dict) -> None:
     print(json.dumps(record, ensure_ascii=False), flush=True)
@@ -24,14 +27,52 @@ def sentiment(args: argparse.Namespace) -> int:
     return 0
 
 
+def analyze(args: argparse.Namespace) -> int:
+    from emotion.analysis import Analyzer
+
+    analyzer = Analyzer(transcribe=not args.no_transcribe, speech_model=args.speech_model)
+    results = analyzer.analyze_many(args.paths, language=args.language, text_weight=args.text_weight)
+    failed = False
+    for path, result in zip(args.paths, results, strict=True):
+        if isinstance(result, EmotionError):
+            failed = True
+            _print_json({"path": path, "error": str(result)})
+        else:
+            _print_json(result.to_json())
+    return 1 if failed else 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m emotion", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
+    analyze_parser = commands.add_parser("analyze", help="emotion of speech clips, one JSON line per clip")
+    analyze_parser.add_argument(
+        "paths", nargs="+", metavar="PATH", help="audio files (wav, flac, mp3, ogg, ...)"
+    )
+    analyze_parser.add_argument(
+        "--no-transcribe", action="store_true", help="voice only: no Whisper, no text"
+    )
+    analyze_parser.add_argument("--language", choices=("zh", "en", "auto"), default="auto")
+    analyze_parser.add_argument(
+        "--text-weight",
+        type=float,
+        default=settings.TEXT_WEIGHT,
+        help="share of the text branch in the fused answer (default %(default)s)",
+    )
+    analyze_parser.add_argument("--speech-model", default="acoustic", help="speech model in weights/")
+    analyze_parser.set_defaults(run=analyze)
+
     sentiment_parser = commands.add_parser("sentiment", help="positive/negative sentiment of texts")
     sentiment_parser.add_argument("--language", choices=("zh", "en", "auto"), default="auto")
-    sentiment_parser.add_argument("text", nargs="*", help="texts to judge; without any, one a line from stdin")
+    sentiment_parser.add_argument(
+        "text", nargs="*", help="texts to judge; without any, one a line from stdin"
+    )
     sentiment_parser.set_defaults(run=sentiment)
 
     args = parser.parse_args(argv)
-    return args.run(args)
+    try:
+        return args.run(args)
+    except EmotionError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2

@@ -16,7 +16,7 @@ def synthesize(text: str, language: str = "en", words_per_minute: int = 160, pit
     """Speak `text` with eSpeak NG and return it as 16 kHz mono float32."""
     with tempfile.TemporaryDirectory() as folder:
         wav = Path(folder) / "speech.wav"
-        command = ["espeak-ng", "-v", VOICES[language], "-s", str(words_per_minute), "-p", str(pitch),
-                   "-w", str(wav), text]  # fmt: skip
+        voice = ["-v", VOICES[language], "-s", str(words_per_minute), "-p", str(pitch)]
+        command = ["espeak-ng", *voice, "-w", str(wav), text]
         subprocess.run(command, check=True, capture_output=True, timeout=60)
         return load_audio(wav)
