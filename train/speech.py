@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from emotion import features, settings
 from emotion.audio import load_audio
+from emotion.errors import EmotionError
 from emotion.labels import EMOTIONS
 from emotion.speech import SpeechCNN, pad_frames, save_speech_model
 from train import augment
@@ -92,8 +93,13 @@ print(
 # -------------------------------------------------------------------------------------------------
 # features, cached: the key covers the files, the feature settings and the augmentation settings
 def clip_features(job: tuple[str, int, int]) -> list[np.ndarray]:
+    """Features of a clip and its augmented copies; none for an unusable clip (CREMA-D has a silent one)."""
     path, copies, seed = job
-    audio = load_audio(path)
+    try:
+        audio = load_audio(path)
+    except EmotionError as error:
+        tqdm.write(f"skipped: {error}")
+        return []
     rng = np.random.default_rng(seed)
     versions = [audio] + [augment.augment(audio, rng) for _ in range(copies)]
     return [features.extract_features(v).astype(np.float16) for v in versions]
@@ -126,14 +132,15 @@ def load_features(clips: list[Clip], copies: int) -> tuple[list[np.ndarray], np.
     with Pool(args.workers) as pool:
         per_clip = list(tqdm(pool.imap(clip_features, jobs, chunksize=8), total=len(jobs), desc="features"))
     sequences = [s for versions in per_clip for s in versions]
-    origin = np.repeat(np.arange(len(clips)), copies + 1)
+    origin = np.repeat(np.arange(len(clips)), [len(versions) for versions in per_clip])
     args.cache_dir.mkdir(parents=True, exist_ok=True)
     np.savez(cache, frames=np.concatenate(sequences), lengths=[len(s) for s in sequences], origin=origin)
     return sequences, origin
 
 
 train_x, train_origin = load_features(train_clips, args.copies)
-val_x, _ = load_features(val_clips, 0)
+val_x, val_origin = load_features(val_clips, 0)
+val_clips = [val_clips[i] for i in val_origin]
 label_index = {label: i for i, label in enumerate(EMOTIONS)}
 train_y = np.array([label_index[train_clips[i].emotion] for i in train_origin])
 val_y = np.array([label_index[c.emotion] for c in val_clips])
@@ -244,8 +251,8 @@ summary = {
     "labels": list(EMOTIONS),
     "validation": metrics,
     "validation_speakers": sorted({c.speaker for c in val_clips}),
-    "training_clips": len(train_clips),
-    "training_speakers": len({c.speaker for c in train_clips}),
+    "training_clips": len(set(train_origin.tolist())),
+    "training_speakers": sorted({c.speaker for c in train_clips}),
     "training_corpora": sorted({c.corpus for c in train_clips}),
     "augmented_copies": args.copies,
     "features": {

@@ -1,0 +1,69 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from emotion.audio import load_audio
+from emotion.features import N_FEATURES
+from emotion.labels import EMOTIONS
+from emotion.speech import SpeechCNN, checkpoint_path, load_speech_model, pad_frames
+from tests.conftest import DATA_DIR
+from train.corpora import find_clips, parse_clip
+
+needs_corpora = pytest.mark.skipif(not (DATA_DIR / "speech").is_dir(), reason="../shared/data is not here")
+
+
+def test_network_shapes_for_a_ragged_batch():
+    network = SpeechCNN(N_FEATURES).eval()
+    frames, lengths = pad_frames([np.random.randn(n, N_FEATURES).astype(np.float32) for n in (7, 120, 33)])
+    assert frames.shape == (3, 120, N_FEATURES)
+    assert network(frames, lengths).shape == (3, len(EMOTIONS))
+
+
+def test_padding_does_not_change_the_answer():
+    torch.manual_seed(0)
+    network = SpeechCNN(N_FEATURES).eval()
+    short = np.random.randn(41, N_FEATURES).astype(np.float32)
+    alone = network(*pad_frames([short]))
+    beside_a_long_one = network(*pad_frames([short, np.random.randn(300, N_FEATURES).astype(np.float32)]))
+    torch.testing.assert_close(alone[0], beside_a_long_one[0], atol=1e-4, rtol=1e-4)
+
+
+def test_corpus_names_give_labels_and_speakers(tmp_path):
+    ravdess = parse_clip(tmp_path / "Actor_17" / "03-01-05-02-01-02-17.wav")
+    crema = parse_clip(tmp_path / "AudioWAV" / "1040_ITH_SAD_X.wav")
+    assert (ravdess.corpus, ravdess.speaker, ravdess.emotion) == ("ravdess", "ravdess-17", "angry")
+    assert (crema.corpus, crema.speaker, crema.emotion) == ("crema-d", "crema-d-1040", "sad")
+    assert parse_clip(tmp_path / "03-02-05-02-01-02-17.wav") is None  # song, not speech
+    assert parse_clip(tmp_path / "readme.wav") is None
+
+
+@needs_corpora
+def test_committed_weights_beat_chance_on_held_out_speakers():
+    model = load_speech_model()
+    path = checkpoint_path("acoustic")
+    held_out = set(json.loads(path.with_suffix(".json").read_text())["validation_speakers"])
+    clips = [c for c in find_clips(DATA_DIR / "speech") if c.speaker in held_out]
+    sample = [clips[i] for i in np.random.default_rng(0).choice(len(clips), size=48, replace=False)]
+    results = model.predict([load_audio(c.path) for c in sample])
+    accuracy = np.mean([r.label == c.emotion for r, c in zip(results, sample, strict=True)])
+    assert path.stat().st_size < 5_000_000
+    assert accuracy > 2 / len(EMOTIONS)  # chance is 1/8
+
+
+@needs_corpora
+def test_training_smoke_splits_by_speaker(tmp_path):
+    command = [sys.executable, "-m", "train.speech", "--limit", "24", "--epochs", "1", "--workers", "1",
+               "--weights-dir", str(tmp_path / "w"), "--reports-dir", str(tmp_path / "r"),
+               "--cache-dir", str(tmp_path / "c"), "--name", "smoke"]  # fmt: skip
+    subprocess.run(command, check=True, capture_output=True, timeout=300)
+    model = load_speech_model("smoke", tmp_path / "w")
+    assert model.labels == EMOTIONS
+    metrics = json.loads((tmp_path / "r" / "smoke_metrics.json").read_text())
+    assert metrics["validation_speakers"]
+    assert not set(metrics["validation_speakers"]) & set(metrics["training_speakers"])
+    for figure in ("smoke_confusion.png", "smoke_curves.png"):
+        assert (tmp_path / "r" / figure).stat().st_size > 10_000
