@@ -21,6 +21,7 @@ import numpy as np
 from emotion import settings
 from emotion.audio import SAMPLE_RATE, check_audio, load_audio
 from emotion.errors import EmotionError
+from emotion.features import extract_features
 from emotion.fusion import fuse, top_label
 from emotion.labels import EMOTIONS
 from emotion.speech import SpeechEmotion, SpeechModel, load_speech_model
@@ -162,8 +163,10 @@ class Analyzer:
     def _analyze_segment(
         self, audio: np.ndarray, start: int, language: str, text_weight: float, timings: dict[str, float]
     ) -> Segment:
-        with _timed(timings, "speech"):
-            speech = self.speech_model.predict([audio])[0]
+        with _timed(timings, "features"):
+            frames = extract_features(audio)
+        with _timed(timings, "speech_model"):
+            speech = self.speech_model.predict_frames([frames])[0]
         transcript, detected, text = "", None, None
         if self.transcriber is not None:
             with _timed(timings, "transcription"):
