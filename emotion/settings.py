@@ -36,3 +36,10 @@ ASR_THREADS = int(
 # Shortest window the faster-whisper encoder sees, in seconds. 30 is Whisper's own fixed window; 15 encodes a
 # short clip about twice as fast on a CPU. At 10, Whisper repeated 7 of 40 RAVDESS sentences (docs/asr.md).
 ASR_MIN_WINDOW_SECONDS = float(os.environ.get("EMOTION_ASR_MIN_WINDOW_SECONDS", 15))
+
+# The web app (app.py). Gradio refuses a larger upload outright; 64 MB holds a clip of the default length
+# limit as 16-bit mono WAV at 44.1 kHz (50 MB), and any compressed format.
+MAX_UPLOAD_MB = float(os.environ.get("EMOTION_MAX_UPLOAD_MB", 64))
+# Analyses that run at once (each already uses every core for Whisper), and requests that may wait in line.
+APP_CONCURRENCY = int(os.environ.get("EMOTION_APP_CONCURRENCY", 1))
+APP_QUEUE_SIZE = int(os.environ.get("EMOTION_APP_QUEUE_SIZE", 16))
