@@ -36,8 +36,9 @@ def _free_port() -> int:
 
 def missing_weights() -> list[str]:
     """The trained weights that app.py loads and this checkout lacks."""
-    text = settings.WEIGHTS_DIR / "text"
-    text = text if text.is_dir() else settings.WEIGHTS_DIR
+    # emotion/text.py reads weights/text/, or weights/ itself when the files lie there
+    flat = (settings.WEIGHTS_DIR / "zh.pt").exists() and not (settings.WEIGHTS_DIR / "text").is_dir()
+    text = settings.WEIGHTS_DIR if flat else settings.WEIGHTS_DIR / "text"
     needed = [settings.WEIGHTS_DIR / "speech_acoustic.pt"]
     needed += [
         text / f"{code}{suffix}"
