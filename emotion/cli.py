@@ -42,6 +42,12 @@ def analyze(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def bench(args: argparse.Namespace) -> int:
+    from emotion.bench import main as run_bench
+
+    return run_bench(args.paths, runs=args.runs, quick=args.quick)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m emotion", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -69,6 +75,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         "text", nargs="*", help="texts to judge; without any, one a line from stdin"
     )
     sentiment_parser.set_defaults(run=sentiment)
+
+    bench_parser = commands.add_parser(
+        "bench", help="latency per stage, real-time factor, memory and cold start; last line JSON"
+    )
+    bench_parser.add_argument("paths", nargs="*", metavar="PATH", help="clips to time besides its own")
+    bench_parser.add_argument("--runs", type=int, default=None, help="warm runs per clip (default 10)")
+    bench_parser.add_argument(
+        "--quick", action="store_true", help="2 runs, no 120-s clip, fewer speech-only clips: a smoke test"
+    )
+    bench_parser.set_defaults(run=bench)
 
     args = parser.parse_args(argv)
     try:
