@@ -62,9 +62,9 @@ WINDOW_MARGIN_MEL_FRAMES = 200
 # Loudest 20-ms stretch quieter than -55 dBFS: nothing anyone said, so not worth decoding.
 QUIET_RMS = 10 ** (-55 / 20)
 QUIET_FRAME_SAMPLES = SAMPLE_RATE // 50
-# Whisper's own silence test (a likely "no speech" token and an unsure transcript), tuned on synthetic noise,
-# tones and clicks and on 80 CREMA-D/RAVDESS clips (docs/asr.md): noise scored no_speech_prob 0.58-0.93 with
-# avg_logprob -1.5 or lower; speech no_speech_prob at most 0.43, and avg_logprob -1.21 or higher.
+# Whisper's own silence test (a likely "no speech" token and an unsure transcript), tuned on generated noise,
+# tones and clicks and on 80 CREMA-D/RAVDESS clips (docs/asr.md): every noise scored no_speech_prob 0.49 or
+# more with avg_logprob -1.42 or less; the speech above no_speech_prob 0.3 had avg_logprob -0.88 or more.
 NO_SPEECH_PROB = 0.6
 UNSURE_NO_SPEECH_PROB = 0.3
 LOG_PROB_FLOOR = -1.3
@@ -274,8 +274,9 @@ class Transcriber:
         text = self._text(decoded.tokens, language)
         if len(decoded.tokens) >= limit or _compression_ratio(text) > COMPRESSION_RATIO_LIMIT:
             text = self._text(_drop_repeated_tail(decoded.tokens), language)
-        # Whisper writes Chinese in traditional characters about as often as in simplified ones.
-        return zhconv.convert(text, "zh-hans").strip()
+        # Whisper writes Chinese in traditional characters about as often as in simplified ones. "zh-cn" also
+        # settles words by context (坐著 -> 坐着) and uses mainland terms, like the sentiment corpora.
+        return zhconv.convert(text, "zh-cn").strip()
 
     # The engine's part: log-mel features, one encoder pass, language probabilities, one greedy decoding.
     def _features(self, audio: np.ndarray) -> np.ndarray:
@@ -336,7 +337,7 @@ class _FasterWhisper(Transcriber):
             for language, tokenizer in self._tokenizers.items()
         }
         self._min_window = _even(round(settings.ASR_MIN_WINDOW_SECONDS * SAMPLE_RATE / HOP_SAMPLES))
-        zhconv.convert("說", "zh-hans")  # loads its table now rather than during the first transcription
+        zhconv.convert("說", "zh-cn")  # loads its table now rather than during the first transcription
 
     def _encoder_width(self) -> int:
         # One short pass tells the width of a frame and warms CTranslate2 up before the first clip.
@@ -408,7 +409,7 @@ class _OpenAIWhisper(Transcriber):
         self._tokenizer = whisper.tokenizer.get_tokenizer(
             self._model.is_multilingual, num_languages=self._model.num_languages, task="transcribe"
         )
-        zhconv.convert("說", "zh-hans")
+        zhconv.convert("說", "zh-cn")
 
     def _features(self, audio: np.ndarray) -> np.ndarray:
         with self._torch.inference_mode():
