@@ -29,23 +29,29 @@ class SpeechCNN(nn.Module):
     """
 
     def __init__(
-        self, n_features: int, n_classes: int = len(EMOTIONS), channels: int = 128, dropout: float = 0.3
+        self,
+        n_features: int,
+        n_classes: int = len(EMOTIONS),
+        channels: int = 128,
+        dropout: float = 0.3,
+        utterance_norm: bool = False,
     ) -> None:
         super().__init__()
+        # Subtracting each clip's own mean removes what stays constant over a clip: the speaker's timbre
+        # and the microphone, which an emotion model should not learn.
+        self.utterance_norm = utterance_norm
         # Standardisation with the training speakers' statistics, saved with the weights.
         self.register_buffer("feature_mean", torch.zeros(n_features))
         self.register_buffer("feature_std", torch.ones(n_features))
         widths = [n_features, channels, channels, channels]
         self.blocks = nn.ModuleList(
             nn.Sequential(
-                nn.Conv1d(width_in, width_out, kernel_size=5, padding=2),
-                nn.BatchNorm1d(width_out),
-                nn.ReLU(),
-                nn.MaxPool1d(2, ceil_mode=True),
-                nn.Dropout(dropout),
+                nn.Conv1d(width_in, width_out, kernel_size=5, padding=2), nn.BatchNorm1d(width_out), nn.ReLU()
             )
             for width_in, width_out in zip(widths[:-1], widths[1:], strict=True)
         )
+        self.pool = nn.MaxPool1d(2, ceil_mode=True)
+        self.dropout = nn.Dropout(dropout)
         self.head = nn.Sequential(
             nn.Linear(2 * channels, channels), nn.ReLU(), nn.Dropout(dropout), nn.Linear(channels, n_classes)
         )
@@ -53,8 +59,11 @@ class SpeechCNN(nn.Module):
     def forward(self, frames: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         x = ((frames - self.feature_mean) / self.feature_std).transpose(1, 2)
         mask = _mask(lengths, x.shape[-1])
+        if self.utterance_norm:
+            x = x - (x * mask).sum(dim=-1, keepdim=True) / mask.sum(dim=-1, keepdim=True).clamp(min=1)
         for block in self.blocks:
-            x = block(x * mask)
+            # Masked before pooling too, so that no pooling window reads a padded frame.
+            x = self.dropout(self.pool(block(x * mask) * mask))
             lengths = (lengths + 1) // 2
             mask = _mask(lengths, x.shape[-1])
         count = mask.sum(dim=-1).clamp(min=1)
@@ -121,6 +130,7 @@ def save_speech_model(network: SpeechCNN, name: str, metadata: dict, weights_dir
         "n_features": network.blocks[0][0].in_channels,
         "n_classes": network.head[-1].out_features,
         "channels": network.head[-1].in_features,
+        "utterance_norm": network.utterance_norm,
     }
     torch.save(
         {"config": config, "labels": list(metadata["labels"]), "state_dict": network.state_dict()}, path

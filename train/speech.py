@@ -52,6 +52,7 @@ parser.add_argument("--val-ravdess-actors", default="17,18,19,20", help="RAVDESS
 parser.add_argument(
     "--val-crema-speakers", type=int, default=12, help="CREMA-D actors held out, drawn by seed"
 )
+parser.add_argument("--utterance-norm", action="store_true", help="subtract each clip's mean frame")
 parser.add_argument("--copies", type=int, default=1, help="augmented copies of each training clip")
 parser.add_argument("--epochs", type=int, default=20)
 parser.add_argument("--batch-size", type=int, default=32)
@@ -174,7 +175,10 @@ class PooledFeatureCNN(nn.Module):
         return self.head(self.convs(x).flatten(1))
 
 
-model = (SpeechCNN if args.arch == "time" else PooledFeatureCNN)(features.N_FEATURES)
+if args.arch == "time":
+    model = SpeechCNN(features.N_FEATURES, utterance_norm=args.utterance_norm)
+else:
+    model = PooledFeatureCNN(features.N_FEATURES)
 all_frames = np.concatenate(train_x).astype(np.float64)
 model.feature_mean.copy_(torch.from_numpy(all_frames.mean(axis=0)).float())
 model.feature_std.copy_(torch.from_numpy(all_frames.std(axis=0) + 1e-5).float())
