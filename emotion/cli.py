@@ -22,8 +22,11 @@ def sentiment(args: argparse.Namespace) -> int:
 
     model = load_sentiment_model()
     texts = list(_lines(args.text))
-    for result in model.predict(texts, language=args.language):
-        _print_json(result.to_json())
+    for text, result in zip(texts, model.predict(texts, language=args.language), strict=True):
+        # empty or whitespace-only text has no sentiment: the line keeps its place, with nulls
+        _print_json(
+            result.to_json() if result else {"text": text, "language": None, "label": None, "scores": None}
+        )
     return 0
 
 

@@ -1,0 +1,205 @@
+"""Text sentiment: tokenisers, language choice, CLI contract, committed weights, a training smoke test."""
+
+import json
+import math
+import subprocess
+import sys
+import time
+
+import pytest
+
+from emotion import settings
+from emotion.errors import EmotionError
+from emotion.text import Sentiment, detect_language, load_sentiment_model
+from emotion.text_model import Vocabulary, normalise, tokenize_en, tokenize_zh
+
+HAVE_DATA = (settings.DATA_DIR / "text" / "zh" / "corpus.csv").exists()
+needs_data = pytest.mark.skipif(not HAVE_DATA, reason="training data not in ../shared/data")
+
+
+@pytest.fixture(scope="module")
+def model():
+    return load_sentiment_model()
+
+
+def test_jieba_segments_words_and_drops_whitespace():
+    tokens = tokenize_zh("\ufeff我非常喜欢这台电视，  画面清晰！")
+    assert "喜欢" in tokens and "电视" in tokens and "画面" in tokens
+    assert all(token.strip() for token in tokens)
+    assert "\ufeff" not in "".join(tokens)
+
+
+def test_jieba_lowercases_latin_and_full_width():
+    assert "tcl" in tokenize_zh("ＴＣＬ电视不错")
+
+
+def test_english_tokens_keep_apostrophes_and_split_punctuation_and_emoji():
+    assert tokenize_en("It doesn't WORK, terrible!") == ["it", "doesn't", "work", ",", "terrible", "!"]
+    assert tokenize_en("Great movie 😀") == ["great", "movie", "😀"]
+    assert tokenize_en("It’s fine") == ["it's", "fine"]
+
+
+def test_long_text_is_cut_before_tokenising():
+    assert len(tokenize_zh("好" * 100_000)) <= 2000
+    assert len(tokenize_en("good " * 100_000)) <= 2000
+
+
+def test_vocabulary_spells_unknown_words_in_characters():
+    vocab = Vocabulary.build(
+        [["喜欢", "电视"], ["喜欢", "电视"]], max_size=100, min_count=2, char_fallback=True
+    )
+    unknown = vocab.encode(["喜电"], max_tokens=10)  # a word never seen, made of seen characters
+    assert unknown == [vocab.index["喜"], vocab.index["电"]]
+    assert vocab.encode(["喜欢"], max_tokens=10) == [vocab.index["喜欢"]]
+    assert vocab.encode(["喜欢"] * 50, max_tokens=7) == [vocab.index["喜欢"]] * 7
+    assert vocab.encode([], max_tokens=7) == [1]  # nothing known still gives one step
+
+
+def test_vocabulary_without_fallback_maps_unknown_to_unk():
+    vocab = Vocabulary.build([["good", "film"], ["good"]], max_size=100, min_count=1)
+    assert vocab.encode(["good", "awful"], max_tokens=10) == [vocab.index["good"], 1]
+
+
+def test_normalise():
+    assert normalise("\ufeff  Ｈｅｌｌｏ\n\tWorld ") == "hello world"
+
+
+@pytest.mark.parametrize(
+    ("text", "asr", "expected"),
+    [
+        ("这个电视很好", None, "zh"),
+        ("This TV is great", None, "en"),
+        ("这个TV很好用", None, "zh"),  # mostly CJK
+        ("I bought a 电视 yesterday and it works", None, "en"),  # mostly Latin
+        ("😀👍", None, "en"),
+        ("12345", None, "en"),
+        ("This TV is great", "zh", "zh"),  # the ASR's language wins
+        ("这个电视很好", "en", "en"),
+        ("这个电视很好", "ja", "zh"),  # a language without a model: the text decides
+    ],
+)
+def test_detect_language(text, asr, expected):
+    assert detect_language(text, asr) == expected
+
+
+def test_committed_weights_are_small():
+    folder = settings.WEIGHTS_DIR / "text"
+    for name in ("zh.pt", "en.pt", "zh-vocab.json", "en-vocab.json"):
+        assert (folder / name).stat().st_size < 5_000_000, name
+
+
+@pytest.mark.parametrize(
+    ("text", "label"),
+    [
+        ("这台电视非常好，画面清晰，很满意", "positive"),
+        ("质量太差了，非常失望", "negative"),
+        ("物流很快，服务也很好，推荐购买", "positive"),
+        ("用了三天就坏了，客服也不理人", "negative"),
+        ("今天心情很好，谢谢大家", "positive"),
+        ("a wonderful, moving and funny film", "positive"),
+        ("boring, badly acted and far too long", "negative"),
+        ("one of the best movies of the year", "positive"),
+        ("a dull, lifeless mess", "negative"),
+        ("I really enjoyed it, beautiful and smart", "positive"),
+    ],
+)
+def test_committed_weights_get_plain_sentences_right(model, text, label):
+    (result,) = model.predict([text])
+    assert result.label == label, result
+    assert result.language == ("zh" if any("\u4e00" <= c <= "\u9fff" for c in text) else "en")
+
+
+def test_predict_keeps_order_scores_and_none_for_empty(model):
+    texts = ["很好", "", "terrible", "   \n", "很差 😡", "Great 👍 真棒"]
+    results = model.predict(texts)
+    assert [r is None for r in results] == [False, True, False, True, False, False]
+    for text, result in zip(texts, results, strict=True):
+        if result is None:
+            continue
+        assert isinstance(result, Sentiment) and result.text == text
+        assert set(result.scores) == {"positive", "negative"}
+        assert math.isclose(sum(result.scores.values()), 1.0, abs_tol=1e-5)
+        assert result.label == max(result.scores, key=result.scores.get)
+    assert [r.language for r in results if r] == ["zh", "en", "zh", "en"]
+
+
+def test_language_forced_and_asr_language(model):
+    assert model.predict(["very good"], language="zh")[0].language == "zh"
+    assert model.predict(["很好"], asr_language="en")[0].language == "en"
+    assert model.predict(["很好"], language="zh", asr_language="en")[0].language == "zh"
+    with pytest.raises(EmotionError):
+        model.predict(["很好"], language="fr")
+
+
+def test_long_texts_are_fast(model):
+    started = time.time()
+    results = model.predict(["这个电视很好。" * 15_000, "good " * 20_000])
+    assert time.time() - started < 10
+    assert all(r is not None for r in results)
+
+
+def test_missing_weights_give_a_clear_error(tmp_path):
+    with pytest.raises(EmotionError, match="python -m train.text"):
+        load_sentiment_model(tmp_path)
+
+
+def _cli(*args: str, stdin: str = "") -> list[dict]:
+    done = subprocess.run(
+        [sys.executable, "-m", "emotion", "sentiment", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        check=True,
+        cwd=settings.PROJECT_ROOT,
+    )
+    return [json.loads(line) for line in done.stdout.splitlines()]
+
+
+def test_cli_contract_arguments_and_stdin():
+    records = _cli("--language", "auto", "这个电视很好", "a terrible film")
+    assert [r["text"] for r in records] == ["这个电视很好", "a terrible film"]
+    assert [r["language"] for r in records] == ["zh", "en"]
+    for record in records:
+        assert list(record) == ["text", "language", "label", "scores"]
+        assert record["label"] in ("positive", "negative")
+        assert set(record["scores"]) == {"positive", "negative"}
+    lines = ["好用", "", "awful", "很差"] * 500  # 2,000 lines, batched: seconds
+    started = time.time()
+    records = _cli("--language", "auto", stdin="\n".join(lines) + "\n")
+    assert time.time() - started < 60
+    assert [r["text"] for r in records] == lines
+    empty = records[1]
+    assert empty == {"text": "", "language": None, "label": None, "scores": None}
+    assert _cli("--language", "en", "很好")[0]["language"] == "en"
+
+
+@needs_data
+def test_held_out_texts_never_reach_training():
+    from train.text import splits
+
+    parts = splits("zh", settings.DATA_DIR)
+    held_out = {normalise(t) for t, _ in parts["test"] + parts["val"]}
+    assert parts["test"] and held_out.isdisjoint(normalise(t) for t, _ in parts["train"])
+    assert len({normalise(t) for t, _ in parts["test"]}) == len(
+        parts["test"]
+    )  # duplicates removed before split
+    assert len(parts["train"]) > 10 * len(parts["target_train"])  # the other review sets are there
+
+
+@needs_data
+def test_training_smoke(tmp_path):
+    from train.text import main
+
+    weights = tmp_path / "weights"
+    argv = ["--weights-dir", str(weights), "--max-rows", "300", "--set", "epochs=1"]
+    assert main(argv) == 0
+    metrics = json.loads((weights / "metrics.json").read_text())
+    for language in ("zh", "en"):
+        assert 0.0 <= metrics[language]["test_accuracy"] <= 1.0
+        assert metrics[language]["rows"]["train"] == 300
+        assert len(metrics[language]["history"]) == 1
+    trained = load_sentiment_model(weights)
+    results = trained.predict(["很好", "good"])
+    assert [r.language for r in results] == ["zh", "en"]
+    assert (settings.WEIGHTS_DIR / "text").resolve() != weights.resolve()
