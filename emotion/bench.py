@@ -11,6 +11,7 @@ import json
 import os
 import platform
 import resource
+import select
 import shutil
 import subprocess
 import sys
@@ -138,7 +139,7 @@ def _text_model_loads(weights_dir: Path) -> bool:
 
         load_sentiment_model(weights_dir)
         return True
-    except (EmotionError, ImportError):
+    except Exception:  # missing, half-written or from an older version of the code: not usable for timing
         return False
 
 
@@ -160,13 +161,16 @@ UNTRAINED_VOCABULARY = 5000
 def _save_untrained_text_model(folder: Path) -> None:
     import torch
 
-    from emotion.text_model import PAD, UNK, SentimentLSTM
+    from emotion import text_model
 
     folder.mkdir(parents=True, exist_ok=True)
-    tokens = [PAD, UNK, *(chr(0x4E00 + i) for i in range(UNTRAINED_VOCABULARY))]
+    tokens = [text_model.PAD, text_model.UNK, *(chr(0x4E00 + i) for i in range(UNTRAINED_VOCABULARY))]
     for code, max_tokens in UNTRAINED_TEXT_TOKENS.items():
-        config = UNTRAINED_TEXT | {"char_fallback": code == "zh", "max_tokens": max_tokens}
-        network = SentimentLSTM(len(tokens), **UNTRAINED_TEXT)
+        config = UNTRAINED_TEXT | {"char_fallback": code == "zh", "max_tokens": max_tokens, "members": 1}
+        if hasattr(text_model, "SentimentEnsemble"):  # the saved form since ensembles: one member here
+            network = text_model.SentimentEnsemble(1, len(tokens), **UNTRAINED_TEXT)
+        else:
+            network = text_model.SentimentLSTM(len(tokens), **UNTRAINED_TEXT)
         torch.save(network.state_dict(), folder / f"{code}.pt")
         (folder / f"{code}-vocab.json").write_text(json.dumps(tokens, ensure_ascii=False), encoding="utf-8")
         (folder / f"{code}-settings.json").write_text(json.dumps(config), encoding="utf-8")
@@ -249,20 +253,28 @@ def cold_start(clip: Path, weights_dir: Path, transcribe: bool) -> tuple[float, 
     command = [sys.executable, "-m", "emotion", "analyze", *([] if transcribe else ["--no-transcribe"])]
     environment = os.environ | {"EMOTION_WEIGHTS_DIR": str(weights_dir)}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    started = time.perf_counter()
-    process = subprocess.Popen(
-        [*command, str(clip)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment
-    )
-    try:
-        line = process.stdout.readline()
-        elapsed = time.perf_counter() - started
-        _, errors = process.communicate(timeout=COLD_START_TIMEOUT_S)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    if process.returncode != 0 or "error" in json.loads(line or "{}"):
-        raise EmotionError(f"the CLI failed: {line.strip() or errors.strip()[-500:]}")
+    # stderr to a file: warnings filling a pipe nobody reads would stall the child before its first line.
+    with tempfile.TemporaryFile("w+") as errors:
+        started = time.perf_counter()
+        process = subprocess.Popen(
+            [*command, str(clip)], stdout=subprocess.PIPE, stderr=errors, text=True, env=environment
+        )
+        try:
+            ready, _, _ = select.select([process.stdout], [], [], COLD_START_TIMEOUT_S)
+            line = process.stdout.readline() if ready else ""
+            elapsed = time.perf_counter() - started
+            process.wait(timeout=COLD_START_TIMEOUT_S)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+            process.stdout.close()
+        errors.seek(0)
+        message = errors.read().strip()[-500:]
+    if not line:
+        raise EmotionError(f"the CLI gave no answer (exit status {process.returncode}): {message}")
+    if process.returncode != 0 or "error" in json.loads(line):
+        raise EmotionError(f"the CLI failed: {line.strip() or message}")
     # ru_maxrss of children is the largest of any child so far: only a new maximum is this process's own.
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime

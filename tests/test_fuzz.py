@@ -339,6 +339,23 @@ def test_full_analysis_of_strange_signals(full, name, make):
         _analyses_or_refuses(full, make().astype(np.float32), language="auto")
 
 
+@pytest.mark.xfail(
+    strict=True,
+    raises=(ValueError, IndexError),
+    reason="bug in emotion/audio.py check_audio: it lets a 2-D or 0-d array through, and Analyzer.analyze "
+    "then fails deep in the features with a raw ValueError/IndexError instead of an EmotionError",
+)
+@pytest.mark.parametrize(
+    "shape", [(SAMPLE_RATE, 2), (2, SAMPLE_RATE), ()], ids=["samples x channels", "channels x samples", "0-d"]
+)
+def test_arrays_that_are_not_one_channel_are_refused_clearly(speech_only, shape):
+    audio = np.asarray(0.3 * np.sign(np.cos(np.arange(np.prod(shape, dtype=int)) / 5)), np.float32).reshape(
+        shape
+    )
+    with _no_leaks("array of the wrong shape"):
+        _analyses_or_refuses(speech_only, audio)
+
+
 @pytest.mark.parametrize(("language", "weight"), [("fr", 0.3), ("auto", 1.5), ("auto", float("nan"))])
 def test_bad_options_are_refused_clearly(speech_only, language, weight):
     with _no_leaks("bad option"), pytest.raises(EmotionError):
