@@ -291,7 +291,7 @@ def openai_ratios(
 
         transcriber = load_transcriber("openai-whisper", checkpoint)
     except (EmotionError, ImportError) as error:
-        notes.append(f"openai-whisper skipped: {error} (set {OPENAI_CHECKPOINT_VARIABLE} to a .pt file)")
+        notes.append(f"openai-whisper skipped: {error} (the bench reads {OPENAI_CHECKPOINT_VARIABLE})")
         return {}
     ratios = {}
     for name, path in clips.items():
