@@ -36,6 +36,11 @@ def load_audio(path: str | Path, max_seconds: float | None = None) -> np.ndarray
 def check_audio(audio: np.ndarray, name: str = "the clip", max_seconds: float | None = None) -> np.ndarray:
     """Make a decoded 16 kHz signal safe to analyse: finite float32, not empty, not silent, not too long."""
     audio = np.nan_to_num(np.asarray(audio, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+    if audio.ndim != 1:
+        raise EmotionError(
+            f"{name!r} must be one channel of samples, not an array of shape {audio.shape}. "
+            "Average the channels first, or pass a file."
+        )
     if audio.size == 0:
         raise EmotionError(f"{name!r} holds no audio samples. Record or upload a clip with sound in it.")
     if max_seconds is not None and audio.size > max_seconds * SAMPLE_RATE + SAMPLE_RATE:
@@ -54,7 +59,8 @@ def _read_with_soundfile(path: Path, max_seconds: float | None) -> np.ndarray:
         frames = -1 if max_seconds is None else int((max_seconds + 2) * file.samplerate)
         audio = file.read(frames, dtype="float32", always_2d=True)
         sample_rate = file.samplerate
-    audio = audio.mean(axis=1)
+    # Cleaned before resampling, which would spread one NaN sample over the whole clip.
+    audio = np.nan_to_num(audio.mean(axis=1), nan=0.0, posinf=0.0, neginf=0.0)
     if sample_rate != SAMPLE_RATE and audio.size:
         audio = soxr.resample(audio, sample_rate, SAMPLE_RATE, quality="HQ")
     return audio

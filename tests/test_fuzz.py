@@ -261,11 +261,6 @@ def test_float_wavs_with_nan_inf_and_single_samples(folder, name, values, rate):
         _loads_or_refuses(path)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug in emotion/audio.py _read_with_soundfile: it resamples before check_audio replaces NaN, so a "
-    "few NaN samples in a 44.1 kHz file spread over the whole clip and it is refused as 'silent'",
-)
 def test_a_few_nan_samples_do_not_silence_a_resampled_clip(folder):
     values = 0.3 * np.sin(np.arange(44100) / 5)
     values[::1000] = np.nan
@@ -339,12 +334,6 @@ def test_full_analysis_of_strange_signals(full, name, make):
         _analyses_or_refuses(full, make().astype(np.float32), language="auto")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=(ValueError, IndexError),
-    reason="bug in emotion/audio.py check_audio: it lets a 2-D or 0-d array through, and Analyzer.analyze "
-    "then fails deep in the features with a raw ValueError/IndexError instead of an EmotionError",
-)
 @pytest.mark.parametrize(
     "shape", [(SAMPLE_RATE, 2), (2, SAMPLE_RATE), ()], ids=["samples x channels", "channels x samples", "0-d"]
 )
