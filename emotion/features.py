@@ -8,6 +8,8 @@ from functools import cache
 
 import librosa
 import numpy as np
+import scipy.fft
+import scipy.signal
 from threadpoolctl import threadpool_limits
 
 from emotion.audio import SAMPLE_RATE
@@ -48,25 +50,49 @@ def normalize_level(audio: np.ndarray) -> np.ndarray:
     return audio * (TARGET_RMS / max(rms, 1e-6))
 
 
-def n_frames(n_samples: int) -> int:
-    return 1 + n_samples // HOP_LENGTH
-
-
 def extract_features(audio: np.ndarray) -> np.ndarray:
-    """16 kHz mono float32 -> (frames, N_FEATURES) float32, in the order of FEATURE_NAMES."""
+    """16 kHz mono float32 -> (frames, N_FEATURES) float32, in the order of FEATURE_NAMES.
+
+    The same numbers as librosa's stft, mfcc, rms, zero_crossing_rate and spectral_centroid (a test
+    compares them), computed with numpy alone: librosa's first call compiles numba code and imports
+    scipy.signal, which cost several seconds of every cold start.
+    """
     audio = normalize_level(audio).astype(np.float32)
-    magnitude = np.abs(librosa.stft(audio, n_fft=N_FFT, hop_length=HOP_LENGTH))
+    magnitude = np.abs(_stft(audio))
     power = magnitude**2
     mel_filter, chroma_filter = _filters()
 
     log_mel = 10.0 * np.log10(mel_filter @ power + DB_FLOOR)
-    mfcc = librosa.feature.mfcc(S=log_mel, n_mfcc=N_MFCC)
+    mfcc = scipy.fft.dct(log_mel, type=2, norm="ortho", axis=0)[:N_MFCC]
     chroma = chroma_filter @ power
     chroma /= np.maximum(chroma.max(axis=0, keepdims=True), DB_FLOOR)
-    rms = librosa.feature.rms(S=magnitude, frame_length=N_FFT)
+    # Parseval over the one-sided spectrum: the DC and Nyquist bins count once, the others twice.
+    edge_weights = np.ones((power.shape[0], 1), dtype=np.float32)
+    edge_weights[[0, -1]] = 0.5
+    rms = np.sqrt(2.0 * (power * edge_weights).sum(axis=0, keepdims=True)) / N_FFT
     rms_db = 20.0 * np.log10(rms + 1e-5)
-    zcr = librosa.feature.zero_crossing_rate(audio, frame_length=N_FFT, hop_length=HOP_LENGTH)
-    centroid = librosa.feature.spectral_centroid(S=magnitude, sr=SAMPLE_RATE) / 1000.0
+    frequencies = np.fft.rfftfreq(N_FFT, d=1.0 / SAMPLE_RATE).astype(np.float32)[:, None]
+    total = magnitude.sum(axis=0, keepdims=True)
+    centroid = (frequencies * magnitude).sum(axis=0, keepdims=True) / np.where(total > 0, total, 1.0) / 1000.0
 
-    features = np.concatenate([zcr, chroma, mfcc, rms_db, log_mel, centroid], axis=0)
+    features = np.concatenate([_zero_crossing_rate(audio), chroma, mfcc, rms_db, log_mel, centroid], axis=0)
     return np.ascontiguousarray(features.T, dtype=np.float32)
+
+
+def _frames(signal: np.ndarray) -> np.ndarray:
+    """(frames, N_FFT) windows every HOP_LENGTH samples, centred: frame t covers sample t * HOP_LENGTH."""
+    count = 1 + (signal.size - N_FFT) // HOP_LENGTH
+    return np.lib.stride_tricks.sliding_window_view(signal, N_FFT)[::HOP_LENGTH][:count]
+
+
+def _stft(audio: np.ndarray) -> np.ndarray:
+    padded = np.pad(audio, N_FFT // 2)
+    window = scipy.signal.get_window("hann", N_FFT, fftbins=True).astype(np.float32)
+    return np.fft.rfft(_frames(padded) * window, axis=1).T.astype(np.complex64)
+
+
+def _zero_crossing_rate(audio: np.ndarray) -> np.ndarray:
+    # Samples within 1e-10 of zero count as positive zero, as in librosa.
+    signs = np.signbit(np.where(np.abs(audio) <= 1e-10, 0.0, audio))
+    framed = _frames(np.pad(signs, N_FFT // 2, mode="edge"))
+    return (framed[:, 1:] != framed[:, :-1]).sum(axis=1, dtype=np.float32)[None, :] / N_FFT

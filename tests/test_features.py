@@ -44,3 +44,22 @@ def test_features_do_not_depend_on_recording_level(english_speech):
 def test_silent_frames_stay_finite():
     padded = np.concatenate([np.zeros(SAMPLE_RATE, dtype=np.float32), tone(300.0)])
     assert np.isfinite(extract_features(padded)).all()
+
+
+def test_the_numpy_features_are_librosas(english_speech):
+    import librosa
+
+    from emotion.features import HOP_LENGTH, N_FFT, N_MFCC, SAMPLE_RATE, normalize_level
+
+    audio = normalize_level(english_speech).astype(np.float32)
+    features = extract_features(english_speech)
+    magnitude = np.abs(librosa.stft(audio, n_fft=N_FFT, hop_length=HOP_LENGTH))
+    log_mel = features[:, column("mel_0") : column("mel_0") + 64].T
+    reference = {
+        "zcr": librosa.feature.zero_crossing_rate(audio, frame_length=N_FFT, hop_length=HOP_LENGTH)[0],
+        "rms_db": 20 * np.log10(librosa.feature.rms(S=magnitude, frame_length=N_FFT)[0] + 1e-5),
+        "centroid_khz": librosa.feature.spectral_centroid(S=magnitude, sr=SAMPLE_RATE)[0] / 1000,
+        "mfcc_3": librosa.feature.mfcc(S=log_mel, n_mfcc=N_MFCC)[3],
+    }
+    for name, expected in reference.items():
+        np.testing.assert_allclose(features[:, column(name)], expected, rtol=1e-4, atol=1e-4, err_msg=name)
