@@ -8,7 +8,8 @@ from emotion import settings
 gr = ui.gr
 app = ui.EmotionApp.load()  # every model loads here, once
 
-with gr.Blocks(title=ui.TITLE) as demo:
+# Uploads and recordings are deleted from the server after an hour, so that a Space does not fill its disk.
+with gr.Blocks(title=ui.TITLE, delete_cache=(3600, 3600)) as demo:
     gr.Markdown(f"# {ui.TITLE}\n{ui.INTRO}")
     with gr.Tab("Speech 语音"), gr.Row():
         with gr.Column(scale=2):
