@@ -14,7 +14,7 @@ def _print_json(record: dict) -> None:
 
 
 def _lines(texts: Sequence[str]) -> Iterable[str]:
-    return texts if texts else (line.rstrip("\n") for line in sys.stdin)
+    return texts if texts else (line.rstrip("\r\n") for line in sys.stdin)
 
 
 def sentiment(args: argparse.Namespace) -> int:
