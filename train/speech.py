@@ -52,7 +52,12 @@ parser.add_argument("--val-ravdess-actors", default="17,18,19,20", help="RAVDESS
 parser.add_argument(
     "--val-crema-speakers", type=int, default=12, help="CREMA-D actors held out, drawn by seed"
 )
-parser.add_argument("--utterance-norm", action="store_true", help="subtract each clip's mean frame")
+parser.add_argument(
+    "--utterance-norm",
+    action=argparse.BooleanOptionalAction,
+    default=True,
+    help="subtract each clip's mean frame (default; --no-utterance-norm to keep it)",
+)
 parser.add_argument("--copies", type=int, default=1, help="augmented copies of each training clip")
 parser.add_argument("--epochs", type=int, default=20)
 parser.add_argument("--batch-size", type=int, default=32)
