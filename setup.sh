@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-debian_packages=(ffmpeg espeak-ng sox chromium)
+# The font draws the Chinese emotion names in the plots and the browser tests' screenshots.
+debian_packages=(ffmpeg espeak-ng sox chromium fonts-wqy-microhei)
 missing=()
 for package in "${debian_packages[@]}"; do
   dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
