@@ -15,7 +15,7 @@ import torch
 from emotion import settings
 from emotion.errors import EmotionError
 from emotion.labels import SENTIMENTS
-from emotion.text_model import TOKENIZERS, SentimentLSTM, Vocabulary, pad_batch
+from emotion.text_model import TOKENIZERS, SentimentEnsemble, Vocabulary, pad_batch
 
 LANGUAGES = ("zh", "en")
 # Han ideographs (basic, extension A, compatibility) and the CJK punctuation and full-width forms around them.
@@ -49,7 +49,7 @@ def detect_language(text: str, asr_language: str | None = None) -> str:
 class SentimentModel:
     """Both languages' networks, loaded once; `predict` judges many texts in a few batched forward passes."""
 
-    def __init__(self, networks: dict[str, tuple[SentimentLSTM, Vocabulary, int]]):
+    def __init__(self, networks: dict[str, tuple[SentimentEnsemble, Vocabulary, int]]):
         self.networks = networks
 
     def predict(
@@ -85,7 +85,7 @@ class SentimentModel:
         return results
 
 
-def _load_network(weights_dir: Path, code: str) -> tuple[SentimentLSTM, Vocabulary, int]:
+def _load_network(weights_dir: Path, code: str) -> tuple[SentimentEnsemble, Vocabulary, int]:
     paths = [
         weights_dir / f"{code}.pt",
         weights_dir / f"{code}-vocab.json",
@@ -99,8 +99,13 @@ def _load_network(weights_dir: Path, code: str) -> tuple[SentimentLSTM, Vocabula
         )
     config = json.loads(paths[2].read_text(encoding="utf-8"))
     vocab = Vocabulary(json.loads(paths[1].read_text(encoding="utf-8")), config["char_fallback"])
-    network = SentimentLSTM(
-        len(vocab), config["embedding_dim"], config["hidden_size"], config["bidirectional"], config["dropout"]
+    network = SentimentEnsemble(
+        config.get("members", 1),
+        len(vocab),
+        config["embedding_dim"],
+        config["hidden_size"],
+        config["bidirectional"],
+        config["dropout"],
     )
     state = torch.load(paths[0], map_location="cpu", weights_only=True)
     network.load_state_dict({name: tensor.float() for name, tensor in state.items()})

@@ -119,3 +119,16 @@ class SentimentLSTM(nn.Module):
         mean = (outputs * mask).sum(1) / mask.sum(1)
         peak = outputs.masked_fill(~mask, float("-inf")).max(1).values
         return self.head(self.dropout(torch.cat([mean, peak], dim=1)))
+
+
+class SentimentEnsemble(nn.Module):
+    """Several `SentimentLSTM` members of the same shape (different seeds); their probabilities are averaged.
+    `forward` gives the log of that average, so a softmax over it is the ensemble's probability."""
+
+    def __init__(self, members: int, *args, **kwargs):
+        super().__init__()
+        self.members = nn.ModuleList(SentimentLSTM(*args, **kwargs) for _ in range(members))
+
+    def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        probabilities = torch.stack([torch.softmax(m(ids, lengths), dim=1) for m in self.members]).mean(0)
+        return probabilities.clamp_min(1e-12).log()

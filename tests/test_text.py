@@ -7,11 +7,12 @@ import sys
 import time
 
 import pytest
+import torch
 
 from emotion import settings
 from emotion.errors import EmotionError
-from emotion.text import Sentiment, detect_language, load_sentiment_model
-from emotion.text_model import Vocabulary, normalise, tokenize_en, tokenize_zh
+from emotion.text import Sentiment, SentimentModel, _load_network, detect_language, load_sentiment_model
+from emotion.text_model import SentimentEnsemble, Vocabulary, normalise, pad_batch, tokenize_en, tokenize_zh
 
 HAVE_DATA = (settings.DATA_DIR / "text" / "zh" / "corpus.csv").exists()
 needs_data = pytest.mark.skipif(not HAVE_DATA, reason="training data not in ../shared/data")
@@ -60,6 +61,36 @@ def test_vocabulary_without_fallback_maps_unknown_to_unk():
     assert vocab.encode(["good", "awful"], max_tokens=10) == [vocab.index["good"], 1]
 
 
+def test_ensemble_averages_its_members_probabilities():
+    torch.manual_seed(0)
+    ensemble = SentimentEnsemble(3, 50, 8, 6, True, 0.0).eval()
+    ids, lengths = pad_batch([[2, 3, 4], [5, 6], [7]])
+    with torch.no_grad():
+        expected = torch.stack([torch.softmax(m(ids, lengths), 1) for m in ensemble.members]).mean(0)
+        got = torch.softmax(ensemble(ids, lengths), 1)
+        members = [torch.softmax(m(ids, lengths), 1) for m in ensemble.members]
+    assert torch.allclose(got, expected, atol=1e-6)
+    assert not torch.allclose(members[0], members[1])  # the members differ
+
+
+def test_pretrain_then_finetune_smoke(tmp_path):
+    from train.text import main
+
+    if not HAVE_DATA:
+        pytest.skip("training data not in ../shared/data")
+    weights = tmp_path / "weights"
+    sets = ["epochs=1", "members=2", "pretrain_epochs=1", "max_extra_rows=200"]
+    argv = ["--language", "zh", "--weights-dir", str(weights), "--max-rows", "150"]
+    assert main(argv + [a for s in sets for a in ("--set", s)]) == 0
+    metrics = json.loads((weights / "metrics.json").read_text())["zh"]
+    assert set(metrics["history"]) == {"pretrain", "member 0", "member 1"}
+    assert len(metrics["members"]) == 2
+    network, vocab, max_tokens = _load_network(weights, "zh")
+    assert len(network.members) == 2 and max_tokens == 100
+    (result,) = SentimentModel({"zh": (network, vocab, max_tokens)}).predict(["很好"], language="zh")
+    assert math.isclose(sum(result.scores.values()), 1.0, abs_tol=1e-5)
+
+
 def test_normalise():
     assert normalise("\ufeff  Ｈｅｌｌｏ\n\tWorld ") == "hello world"
 
@@ -85,7 +116,8 @@ def test_detect_language(text, asr, expected):
 def test_committed_weights_are_small():
     folder = settings.WEIGHTS_DIR / "text"
     for name in ("zh.pt", "en.pt", "zh-vocab.json", "en-vocab.json"):
-        assert (folder / name).stat().st_size < 5_000_000, name
+        # three float16 ensemble members a language: about 6 MB (zh) and 7 MB (en)
+        assert (folder / name).stat().st_size < 8_000_000, name
 
 
 @pytest.mark.parametrize(
@@ -192,13 +224,14 @@ def test_training_smoke(tmp_path):
     from train.text import main
 
     weights = tmp_path / "weights"
-    argv = ["--weights-dir", str(weights), "--max-rows", "300", "--set", "epochs=1"]
+    argv = ["--weights-dir", str(weights), "--max-rows", "300", "--set", "epochs=1", "--set", "members=1"]
     assert main(argv) == 0
     metrics = json.loads((weights / "metrics.json").read_text())
     for language in ("zh", "en"):
         assert 0.0 <= metrics[language]["test_accuracy"] <= 1.0
         assert metrics[language]["rows"]["train"] == 300
-        assert len(metrics[language]["history"]) == 1
+        assert len(metrics[language]["history"]["member 0"]) == 1
+        assert len(metrics[language]["members"]) == 1
     trained = load_sentiment_model(weights)
     results = trained.predict(["很好", "good"])
     assert [r.language for r in results] == ["zh", "en"]
