@@ -108,7 +108,13 @@ def _load_network(weights_dir: Path, code: str) -> tuple[SentimentEnsemble, Voca
         config["dropout"],
     )
     state = torch.load(paths[0], map_location="cpu", weights_only=True)
-    network.load_state_dict({name: tensor.float() for name, tensor in state.items()})
+    try:
+        network.load_state_dict({name: tensor.float() for name, tensor in state.items()})
+    except RuntimeError as error:
+        raise EmotionError(
+            f"The text-sentiment weights in {weights_dir} do not fit this version of the code. "
+            "Retrain them with `python -m train.text`, or restore the committed weights."
+        ) from error
     network.eval()
     return network, vocab, config["max_tokens"]
 

@@ -7,10 +7,14 @@ import re
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from functools import cache
+from types import ModuleType
 
 import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from emotion import settings
 
 PAD, UNK = "<pad>", "<unk>"
 
@@ -25,12 +29,20 @@ def normalise(text: str) -> str:
     return _WHITESPACE.sub(" ", text).strip()
 
 
-def tokenize_zh(text: str, max_chars: int = 2000) -> list[str]:
-    """jieba words, whitespace dropped; long texts are cut to their start before segmenting."""
+@cache
+def _jieba() -> ModuleType:
     import jieba
 
     jieba.setLogLevel(60)  # jieba prints its dictionary loading to stderr otherwise
-    return [word for word in jieba.lcut(normalise(text)[:max_chars]) if not word.isspace()]
+    # Its dictionary cache belongs with the user's other caches, not in the shared temporary folder.
+    settings.CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    jieba.dt.tmp_dir = str(settings.CACHE_DIR)
+    return jieba
+
+
+def tokenize_zh(text: str, max_chars: int = 2000) -> list[str]:
+    """jieba words, whitespace dropped; long texts are cut to their start before segmenting."""
+    return [word for word in _jieba().lcut(normalise(text)[:max_chars]) if not word.isspace()]
 
 
 def tokenize_en(text: str, max_chars: int = 2000) -> list[str]:
