@@ -8,7 +8,9 @@ from emotion.labels import EMOTIONS
 
 
 def run_cli(*arguments: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "emotion", *arguments], capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "emotion", *arguments], capture_output=True, text=True, timeout=300
+    )
 
 
 def test_analyze_speech_only_keeps_order_and_reports_bad_files(speech_wav, tmp_path):
@@ -23,7 +25,9 @@ def test_analyze_speech_only_keeps_order_and_reports_bad_files(speech_wav, tmp_p
         assert record["duration_s"] == pytest.approx(3.78, abs=0.05)
         assert set(record["speech"]["scores"]) == set(EMOTIONS)
         assert sum(record["speech"]["scores"].values()) == pytest.approx(1.0, abs=1e-4)
-        assert record["speech"]["label"] == max(record["speech"]["scores"], key=record["speech"]["scores"].get)
+        assert record["speech"]["label"] == max(
+            record["speech"]["scores"], key=record["speech"]["scores"].get
+        )
         assert "transcript" not in record
     assert records[0]["speech"] == records[2]["speech"]
 
