@@ -52,8 +52,14 @@ def emotion_name(label: str) -> str:
     return f"{CHINESE_NAMES[label]} {label}" if cjk_font() and label in CHINESE_NAMES else label
 
 
+# Fixed margins, room on the right for a legend or a colour bar: matplotlib's constrained layout looked the
+# same here and took about half of all the drawing time.
+MARGINS = {"left": 0.08, "right": 0.84, "bottom": 0.17, "top": 0.89}
+
+
 def _figure(size: tuple[float, float] = FIGURE_SIZE) -> Figure:
-    figure = Figure(figsize=size, dpi=DPI, layout="constrained")
+    figure = Figure(figsize=size, dpi=DPI)
+    figure.subplots_adjust(**MARGINS)
     FigureCanvasAgg(figure)
     return figure
 
