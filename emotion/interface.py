@@ -68,8 +68,9 @@ class EmotionApp:
         return app
 
     def warm_up(self) -> None:
-        """One analysis and one drawing of a second of noise, so that librosa's JIT compilation (10 s on the
-        first clip) and matplotlib's font cache are paid at start, not by the first visitor."""
+        """One analysis and one drawing of a second of noise, so that the first clip's one-time costs (the
+        feature filter banks, CTranslate2's first pass, matplotlib's font cache) are paid at start, not by
+        the first visitor."""
         noise = np.random.default_rng(0).normal(0.0, 0.05, SAMPLE_RATE).astype(np.float32)
         with suppress(EmotionError):  # the answer is not needed, only the compiled code
             self.analyzer.analyze(noise)
