@@ -23,7 +23,7 @@ from emotion.audio import SAMPLE_RATE, check_audio, load_audio
 from emotion.errors import EmotionError
 from emotion.features import extract_features
 from emotion.fusion import fuse, top_label
-from emotion.labels import EMOTIONS
+from emotion.labels import EMOTIONS, LANGUAGES
 from emotion.speech import SpeechEmotion, SpeechModel, load_speech_model
 
 # Whisper reads 30-s windows; longer clips are cut a little before that, at the quietest moment.
@@ -31,7 +31,7 @@ SEGMENT_SECONDS = 30.0
 # Where in the last seconds of a window a cut may fall, and the frame on which quietness is judged.
 CUT_SEARCH_SECONDS = 5.0
 CUT_FRAME_SECONDS = 0.05
-LANGUAGES = ("auto", "zh", "en")
+LANGUAGE_OPTIONS = ("auto", *LANGUAGES)
 
 
 @dataclass
@@ -121,8 +121,8 @@ class Analyzer:
         progress: Callable[[float, str], None] | None = None,
     ) -> Analysis:
         """Analyse a file, or a 16 kHz mono float32 array. Raises EmotionError for unusable input."""
-        if language not in LANGUAGES:
-            raise EmotionError(f"Unknown language {language!r}; choose one of {', '.join(LANGUAGES)}.")
+        if language not in LANGUAGE_OPTIONS:
+            raise EmotionError(f"Unknown language {language!r}; choose one of {', '.join(LANGUAGE_OPTIONS)}.")
         if not 0.0 <= text_weight <= 1.0:
             raise EmotionError(f"The text weight must lie between 0 and 1, not {text_weight}.")
         timings: dict[str, float] = {}

@@ -23,9 +23,9 @@ import zhconv
 from emotion import settings
 from emotion.audio import SAMPLE_RATE
 from emotion.errors import EmotionError
+from emotion.labels import LANGUAGES
 
 ENGINES = ("faster-whisper", "openai-whisper")
-LANGUAGES = ("zh", "en")
 # The model name that means "Whisper base": the packaged copy for faster-whisper, base.pt for openai-whisper.
 PACKAGED_MODEL = "base"
 

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Sequence
 
 from emotion import settings
 from emotion.errors import EmotionError
+from emotion.labels import LANGUAGES
 
 
 def _print_json(record: dict) -> None:
@@ -62,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     analyze_parser.add_argument(
         "--no-transcribe", action="store_true", help="voice only: no Whisper, no text"
     )
-    analyze_parser.add_argument("--language", choices=("zh", "en", "auto"), default="auto")
+    analyze_parser.add_argument("--language", choices=(*LANGUAGES, "auto"), default="auto")
     analyze_parser.add_argument(
         "--text-weight",
         type=float,
@@ -73,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     analyze_parser.set_defaults(run=analyze)
 
     sentiment_parser = commands.add_parser("sentiment", help="positive/negative sentiment of texts")
-    sentiment_parser.add_argument("--language", choices=("zh", "en", "auto"), default="auto")
+    sentiment_parser.add_argument("--language", choices=(*LANGUAGES, "auto"), default="auto")
     sentiment_parser.add_argument(
         "text", nargs="*", help="texts to judge; without any, one a line from stdin"
     )

@@ -26,7 +26,7 @@ import gradio as gr  # noqa: E402
 import numpy as np  # noqa: E402
 
 from emotion import settings  # noqa: E402
-from emotion.analysis import LANGUAGES, Analyzer  # noqa: E402
+from emotion.analysis import LANGUAGE_OPTIONS, Analyzer  # noqa: E402
 from emotion.audio import SAMPLE_RATE, load_audio  # noqa: E402
 from emotion.errors import EmotionError  # noqa: E402
 from emotion.labels import CHINESE_NAMES, COLOURS, bilingual  # noqa: E402
@@ -94,8 +94,8 @@ class EmotionApp:
             raise gr.Error(NO_TEXT, title="No text")
         if self.analyzer.sentiment_model is None:
             raise gr.Error("This server runs without the text model.", title="No text model")
-        if language not in LANGUAGES:
-            raise gr.Error(f"Unknown language {language!r}; choose one of {', '.join(LANGUAGES)}.")
+        if language not in LANGUAGE_OPTIONS:
+            raise gr.Error(f"Unknown language {language!r}; choose one of {', '.join(LANGUAGE_OPTIONS)}.")
         with _person_errors():
             result = self.analyzer.sentiment_model.predict([text], language=language)[0]
         if result is None:

@@ -16,6 +16,9 @@ CREMA_D_CODES = {
 
 SENTIMENTS = ("positive", "negative")
 
+# The languages of the transcripts and the text models; "auto" lets Whisper choose between them.
+LANGUAGES = ("zh", "en")
+
 # Valence groups used to fuse text sentiment (positive/negative) with the eight speech emotions.
 VALENCE = {
     "neutral": "neutral",

@@ -14,10 +14,9 @@ import torch
 
 from emotion import settings
 from emotion.errors import EmotionError
-from emotion.labels import SENTIMENTS
+from emotion.labels import LANGUAGES, SENTIMENTS
 from emotion.text_model import TOKENIZERS, SentimentEnsemble, Vocabulary, pad_batch
 
-LANGUAGES = ("zh", "en")
 # Han ideographs (basic, extension A, compatibility) and the CJK punctuation and full-width forms around them.
 _CJK = re.compile(r"[\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef]")
 _LETTER = re.compile(r"[^\W\d_]")  # any letter of any script

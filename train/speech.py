@@ -20,7 +20,7 @@ from torch import nn
 from tqdm import tqdm
 
 from emotion import features, settings
-from emotion.audio import load_audio
+from emotion.audio import SAMPLE_RATE, load_audio
 from emotion.errors import EmotionError
 from emotion.labels import EMOTIONS
 from emotion.speech import SpeechCNN, pad_frames, save_speech_model
@@ -266,7 +266,7 @@ summary = {
     "augmented_copies": args.copies,
     "features": {
         "names": list(features.FEATURE_NAMES),
-        "sample_rate": 16000,
+        "sample_rate": SAMPLE_RATE,
         "n_fft": features.N_FFT,
         "hop_length": features.HOP_LENGTH,
         "n_mels": features.N_MELS,
