@@ -21,7 +21,6 @@ import numpy as np
 from emotion import settings
 from emotion.audio import SAMPLE_RATE, check_audio, load_audio
 from emotion.errors import EmotionError
-from emotion.features import extract_features
 from emotion.fusion import fuse, top_label
 from emotion.labels import EMOTIONS, LANGUAGES
 from emotion.speech import SpeechEmotion, SpeechModel, load_speech_model
@@ -97,7 +96,7 @@ class Analyzer:
     def __init__(
         self,
         transcribe: bool = True,
-        speech_model: str = "acoustic",
+        speech_model: str = settings.SPEECH_MODEL,
         asr_engine: str | None = None,
         asr_model: str | None = None,
     ) -> None:
@@ -163,16 +162,21 @@ class Analyzer:
     def _analyze_segment(
         self, audio: np.ndarray, start: int, language: str, text_weight: float, timings: dict[str, float]
     ) -> Segment:
-        with _timed(timings, "features"):
-            frames = extract_features(audio)
-        with _timed(timings, "speech_model"):
-            speech = self.speech_model.predict_frames([frames])[0]
-        transcript, detected, text = "", None, None
+        transcript, detected, text, encoded = "", None, None, None
         if self.transcriber is not None:
             with _timed(timings, "transcription"):
                 heard = self.transcriber.transcribe(audio, language=language)
             transcript, detected = heard.text, heard.language
             text = self._sentiment(transcript, language, detected, timings)
+            if self.transcriber is self.speech_model.encoder:
+                encoded = heard.encoder_frames  # the window is encoded once, for both branches
+        if self.speech_model.encoder is not None and encoded is None:
+            with _timed(timings, "encoder"):
+                encoded = self.speech_model.encoder.encode(audio)
+        with _timed(timings, "features"):
+            frames = self.speech_model.frames(audio, encoded)
+        with _timed(timings, "speech_model"):
+            speech = self.speech_model.predict_frames([frames])[0]
         with _timed(timings, "fusion"):
             fused = _fused(speech.scores, text, text_weight)
         end = start + audio.size

@@ -70,7 +70,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=settings.TEXT_WEIGHT,
         help="share of the text branch in the fused answer (default %(default)s)",
     )
-    analyze_parser.add_argument("--speech-model", default="acoustic", help="speech model in weights/")
+    analyze_parser.add_argument(
+        "--speech-model",
+        default=settings.SPEECH_MODEL,
+        help="speech model in weights/: whisper (acoustic features and Whisper's encoder frames) or "
+        "acoustic (the features alone: smallest, fastest); default %(default)s",
+    )
     analyze_parser.set_defaults(run=analyze)
 
     sentiment_parser = commands.add_parser("sentiment", help="positive/negative sentiment of texts")

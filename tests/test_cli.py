@@ -42,3 +42,15 @@ def test_a_bad_option_is_a_usage_error(speech_wav):
     result = run_cli("analyze", "--language", "fr", str(speech_wav))
     assert result.returncode == 2
     assert "invalid choice" in result.stderr
+
+
+def test_the_speech_model_switch(speech_wav):
+    answers = {}
+    for model in ("whisper", "acoustic"):
+        result = run_cli("analyze", "--no-transcribe", "--speech-model", model, str(speech_wav))
+        assert result.returncode == 0, result.stderr
+        answers[model] = json.loads(result.stdout)["speech"]
+        assert answers[model]["model"] == model
+    assert answers["whisper"]["scores"] != answers["acoustic"]["scores"]
+    missing = run_cli("analyze", "--speech-model", "nonesuch", str(speech_wav))
+    assert missing.returncode == 2 and "No speech model 'nonesuch'" in missing.stderr

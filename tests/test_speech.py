@@ -9,7 +9,7 @@ import torch
 from emotion.audio import load_audio
 from emotion.features import N_FEATURES
 from emotion.labels import EMOTIONS
-from emotion.speech import SpeechCNN, checkpoint_path, load_speech_model, pad_frames
+from emotion.speech import SpeechCNN, checkpoint_path, load_speech_model, pad_frames, stack_frames
 from tests.conftest import DATA_DIR
 from train.corpora import find_clips, parse_clip
 
@@ -30,6 +30,23 @@ def test_padding_does_not_change_the_answer():
     alone = network(*pad_frames([short]))
     beside_a_long_one = network(*pad_frames([short, np.random.randn(300, N_FEATURES).astype(np.float32)]))
     torch.testing.assert_close(alone[0], beside_a_long_one[0], atol=1e-4, rtol=1e-4)
+
+
+def test_the_encoder_model_reads_features_and_encoder_frames_side_by_side():
+    torch.manual_seed(0)
+    network = SpeechCNN(N_FEATURES, encoder_dims=512, utterance_norm=True).eval()
+    acoustic = [np.random.randn(n, N_FEATURES).astype(np.float32) for n in (51, 200)]
+    encoded = [np.random.randn(n, 512).astype(np.float32) for n in (50, 201)]
+    stacked = [stack_frames(a, e) for a, e in zip(acoustic, encoded, strict=True)]
+    assert [s.shape for s in stacked] == [(50, N_FEATURES + 512), (200, N_FEATURES + 512)]
+    np.testing.assert_array_equal(stacked[1][:, N_FEATURES:], encoded[1][:200])
+    logits = network(*pad_frames(stacked))
+    assert logits.shape == (2, len(EMOTIONS))
+    torch.testing.assert_close(network(*pad_frames(stacked[:1]))[0], logits[0], atol=1e-4, rtol=1e-4)
+    # The encoder's part changes the answer: it is read, not ignored.
+    changed = stacked[0].copy()
+    changed[:, N_FEATURES:] += 1.0
+    assert not torch.allclose(network(*pad_frames([changed]))[0], logits[0], atol=1e-3)
 
 
 def test_corpus_names_give_labels_and_speakers(tmp_path):
@@ -55,13 +72,37 @@ def test_committed_weights_beat_chance_on_held_out_speakers():
 
 
 @needs_corpora
-def test_training_smoke_splits_by_speaker(tmp_path):
-    command = [sys.executable, "-m", "train.speech", "--limit", "24", "--epochs", "1", "--workers", "1",
-               "--weights-dir", str(tmp_path / "w"), "--reports-dir", str(tmp_path / "r"),
-               "--cache-dir", str(tmp_path / "c"), "--name", "smoke"]  # fmt: skip
+def test_the_whisper_model_beats_the_acoustic_one_on_held_out_speakers():
+    whisper, acoustic = load_speech_model("whisper"), load_speech_model("acoustic")
+    assert whisper.encoder is not None and acoustic.encoder is None
+    path = checkpoint_path("whisper")
+    metadata = json.loads(path.with_suffix(".json").read_text())
+    # Speakers neither model trained on.
+    held_out = set(metadata["validation_speakers"]) & set(
+        json.loads(checkpoint_path("acoustic").with_suffix(".json").read_text())["validation_speakers"]
+    )
+    clips = [c for c in find_clips(DATA_DIR / "speech") if c.speaker in held_out]
+    sample = [clips[i] for i in np.random.default_rng(1).choice(len(clips), size=64, replace=False)]
+    audios = [load_audio(c.path) for c in sample]
+    scores = {}
+    for model in (whisper, acoustic):
+        results = model.predict(audios)
+        scores[model.name] = np.mean([r.label == c.emotion for r, c in zip(results, sample, strict=True)])
+    assert path.stat().st_size < 5_000_000
+    assert scores["whisper"] > scores["acoustic"], scores
+
+
+@needs_corpora
+@pytest.mark.parametrize("model", ["acoustic", "whisper"])
+def test_training_smoke_splits_by_speaker(tmp_path, model):
+    command = [sys.executable, "-m", "train.speech", "--model", model, "--limit", "24", "--epochs", "1",
+               "--workers", "1", "--weights-dir", str(tmp_path / "w"), "--reports-dir", str(tmp_path / "r"),
+               "--cache-dir", str(tmp_path / "c"), "--encoder-cache-dir", str(tmp_path / "e"),
+               "--name", "smoke"]  # fmt: skip
     subprocess.run(command, check=True, capture_output=True, timeout=300)
-    model = load_speech_model("smoke", tmp_path / "w")
-    assert model.labels == EMOTIONS
+    trained = load_speech_model("smoke", tmp_path / "w")
+    assert trained.labels == EMOTIONS
+    assert (trained.encoder is not None) == (model == "whisper")
     metrics = json.loads((tmp_path / "r" / "smoke_metrics.json").read_text())
     assert metrics["validation_speakers"]
     assert not set(metrics["validation_speakers"]) & set(metrics["training_speakers"])

@@ -1,10 +1,16 @@
-"""Train the speech-emotion CNN on RAVDESS and CREMA-D, validated on speakers it never hears.
+"""Train the speech-emotion models on RAVDESS and CREMA-D, validated on speakers they never hear.
 
-    python -m train.speech                                   # full run: weights/ and reports/speech/
-    python -m train.speech --arch pooled --name pooled       # the original design, for comparison
+    python -m train.speech                                   # the default model: weights/speech_whisper.pt
+    python -m train.speech --model acoustic                  # acoustic features only: speech_acoustic.pt
+    python -m train.speech --model probe                     # baselines, reported only: a linear probe on
+    python -m train.speech --model pooled                    #   the encoder, the original pooled-feature CNN
+    python -m train.speech --hold-out-corpus ravdess --name loco-ravdess   # leave-one-corpus-out check
     python -m train.speech --limit 48 --epochs 1 --weights-dir /tmp/w --reports-dir /tmp/r   # smoke test
 
-Read top to bottom: settings, the speaker split, features (cached), the training loop, the report.
+Models: "whisper" reads the acoustic features and the transcriber's Whisper-encoder frames side by side,
+"acoustic" the features alone (both a CNN over time); "probe" is a linear layer on the mean and standard
+deviation of the encoder frames, "pooled" the original 1-D CNN over time-averaged features.
+Read top to bottom: settings, the speaker split, inputs (cached), the training loop, the report.
 """
 
 import argparse
@@ -23,8 +29,8 @@ from emotion import features, settings
 from emotion.audio import SAMPLE_RATE, load_audio
 from emotion.errors import EmotionError
 from emotion.labels import EMOTIONS
-from emotion.speech import SpeechCNN, pad_frames, save_speech_model
-from train import augment
+from emotion.speech import ENCODER, SpeechCNN, pad_frames, save_speech_model, stack_frames
+from train import augment, encoder_frames
 from train.corpora import Clip, find_clips
 from train.metrics import corpus_metrics, plot_confusions, plot_curves
 
@@ -38,16 +44,12 @@ parser.add_argument(
     default=[settings.DATA_DIR / "speech"],
     help="folders holding RAVDESS and/or CREMA-D clips (FLAC or the original WAV layout)",
 )
-parser.add_argument("--name", default="acoustic", help="model name: weights/speech_NAME.pt")
-parser.add_argument(
-    "--arch",
-    choices=("time", "pooled"),
-    default="time",
-    help="time: CNN over frames; pooled: the original 1-D CNN over time-averaged features",
-)
+parser.add_argument("--model", choices=("whisper", "acoustic", "probe", "pooled"), default="whisper")
+parser.add_argument("--name", help="weights/speech_NAME.pt and the reports' names (default: the model)")
 parser.add_argument("--weights-dir", type=Path, default=settings.WEIGHTS_DIR)
 parser.add_argument("--reports-dir", type=Path, default=Path("reports/speech"))
 parser.add_argument("--cache-dir", type=Path, default=settings.CACHE_DIR / "speech-features")
+parser.add_argument("--encoder-cache-dir", type=Path, default=encoder_frames.CACHE_DIR)
 parser.add_argument("--val-ravdess-actors", default="17,18,19,20", help="RAVDESS actors held out")
 parser.add_argument(
     "--val-crema-speakers", type=int, default=12, help="CREMA-D actors held out, drawn by seed"
@@ -58,7 +60,22 @@ parser.add_argument(
     default=True,
     help="subtract each clip's mean frame (default; --no-utterance-norm to keep it)",
 )
-parser.add_argument("--copies", type=int, default=1, help="augmented copies of each training clip")
+parser.add_argument(
+    "--hold-out-corpus",
+    choices=("ravdess", "crema-d"),
+    help="validate on every speaker of this corpus (its emotions that the other has), train on the other",
+)
+parser.add_argument(
+    "--copies",
+    type=int,
+    help="augmented copies of each training clip (default 1; 0 for the models that read encoder frames)",
+)
+parser.add_argument(
+    "--time-mask",
+    type=float,
+    default=0.0,
+    help="SpecAugment's time masking: up to this share of each training clip's frames hidden in one span",
+)
 parser.add_argument("--epochs", type=int, default=20)
 parser.add_argument("--batch-size", type=int, default=32)
 parser.add_argument("--lr", type=float, default=2e-3)
@@ -69,6 +86,12 @@ parser.add_argument("--workers", type=int, default=2)
 parser.add_argument("--threads", type=int, default=2, help="torch threads")
 parser.add_argument("--limit", type=int, default=0, help="use only this many clips (smoke tests)")
 args = parser.parse_args()
+args.name = args.name or args.model
+reads_encoder = args.model in ("whisper", "probe")
+if args.copies is None:
+    args.copies = 0 if reads_encoder else 1
+if reads_encoder and args.copies:
+    parser.error("augmented copies are not encoded: --copies must be 0 for the models that read the encoder")
 
 torch.manual_seed(args.seed)
 torch.set_num_threads(args.threads)
@@ -78,6 +101,10 @@ started = time.time()
 # -------------------------------------------------------------------------------------------------
 # the split: by speaker, so that no voice, and no augmented copy of a clip, is on both sides
 def split_by_speaker(clips: list[Clip]) -> tuple[list[Clip], list[Clip]]:
+    if args.hold_out_corpus:
+        train = [c for c in clips if c.corpus != args.hold_out_corpus]
+        known = {c.emotion for c in train}
+        return train, [c for c in clips if c.corpus == args.hold_out_corpus and c.emotion in known]
     ravdess_held_out = {f"ravdess-{int(actor):02d}" for actor in args.val_ravdess_actors.split(",")}
     crema_speakers = sorted({c.speaker for c in clips if c.corpus == "crema-d"})
     rng = np.random.default_rng(args.seed)
@@ -144,13 +171,27 @@ def load_features(clips: list[Clip], copies: int) -> tuple[list[np.ndarray], np.
     return sequences, origin
 
 
-train_x, train_origin = load_features(train_clips, args.copies)
-val_x, val_origin = load_features(val_clips, 0)
+def load_inputs(clips: list[Clip], copies: int) -> tuple[list[np.ndarray], np.ndarray]:
+    """The model's input sequences and the index of the clip each came from."""
+    sequences, origin = load_features(clips, copies)
+    if not reads_encoder:
+        return sequences, origin
+    encoded = encoder_frames.load_encoder_frames(
+        [c.path for c in clips], args.encoder_cache_dir, args.workers
+    )
+    if args.model == "probe":
+        return [encoded[i] for i in origin], origin
+    stacked = [stack_frames(s, encoded[i]) for s, i in zip(sequences, origin, strict=True)]
+    return [s.astype(np.float16) for s in stacked], origin
+
+
+train_x, train_origin = load_inputs(train_clips, args.copies)
+val_x, val_origin = load_inputs(val_clips, 0)
 val_clips = [val_clips[i] for i in val_origin]
 label_index = {label: i for i, label in enumerate(EMOTIONS)}
 train_y = np.array([label_index[train_clips[i].emotion] for i in train_origin])
 val_y = np.array([label_index[c.emotion] for c in val_clips])
-print(f"features ready after {time.time() - started:.0f} s")
+print(f"inputs ready after {time.time() - started:.0f} s")
 
 
 # -------------------------------------------------------------------------------------------------
@@ -180,14 +221,40 @@ class PooledFeatureCNN(nn.Module):
         return self.head(self.convs(x).flatten(1))
 
 
-if args.arch == "time":
-    model = SpeechCNN(features.N_FEATURES, utterance_norm=args.utterance_norm)
+class LinearProbe(nn.Module):
+    """The baseline for the encoder: a linear layer on the mean and standard deviation of its frames."""
+
+    def __init__(self, n_features: int, n_classes: int = len(EMOTIONS)) -> None:
+        super().__init__()
+        self.register_buffer("feature_mean", torch.zeros(n_features))
+        self.register_buffer("feature_std", torch.ones(n_features))
+        self.linear = nn.Linear(2 * n_features, n_classes)
+
+    def forward(self, frames: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        mask = (torch.arange(frames.shape[1]) < lengths.unsqueeze(-1)).unsqueeze(-1).float()
+        x = (frames - self.feature_mean) / self.feature_std * mask
+        count = lengths.unsqueeze(-1).float()
+        mean = x.sum(dim=1) / count
+        std = ((((x - mean.unsqueeze(1)) * mask) ** 2).sum(dim=1) / count).clamp(min=1e-6).sqrt()
+        return self.linear(torch.cat([mean, std], dim=-1))
+
+
+encoder_dims = train_x[0].shape[1] - features.N_FEATURES if args.model == "whisper" else 0
+if args.model in ("whisper", "acoustic"):
+    model = SpeechCNN(features.N_FEATURES, utterance_norm=args.utterance_norm, encoder_dims=encoder_dims)
+elif args.model == "probe":
+    model = LinearProbe(train_x[0].shape[1])
 else:
     model = PooledFeatureCNN(features.N_FEATURES)
-all_frames = np.concatenate(train_x).astype(np.float64)
-model.feature_mean.copy_(torch.from_numpy(all_frames.mean(axis=0)).float())
-model.feature_std.copy_(torch.from_numpy(all_frames.std(axis=0) + 1e-5).float())
-del all_frames
+# Mean and standard deviation of every input number over the training frames, summed clip by clip.
+totals = np.zeros((2, train_x[0].shape[1]))
+for sequence in train_x:
+    sequence = sequence.astype(np.float64)
+    totals += [sequence.sum(axis=0), np.square(sequence).sum(axis=0)]
+frame_count = sum(len(s) for s in train_x)
+frame_mean = totals[0] / frame_count
+model.feature_mean.copy_(torch.from_numpy(frame_mean).float())
+model.feature_std.copy_(torch.from_numpy(np.sqrt(totals[1] / frame_count - frame_mean**2) + 1e-5).float())
 print(f"{sum(p.numel() for p in model.parameters()):,} parameters")
 
 # Calm and surprised exist only in RAVDESS, so classes are far from balanced: weight by inverse frequency.
@@ -213,6 +280,14 @@ def predict(sequences: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     return logits.softmax(dim=-1).numpy(), logits
 
 
+def mask_time(frames: torch.Tensor, lengths: torch.Tensor, rng: np.random.Generator) -> None:
+    """Hide one random span of each clip (up to --time-mask of it) behind the training mean, in place."""
+    for row, length in enumerate(lengths.tolist()):
+        width = int(rng.integers(0, int(args.time_mask * length) + 1))
+        start = int(rng.integers(0, length - width + 1))
+        frames[row, start : start + width] = model.feature_mean
+
+
 # -------------------------------------------------------------------------------------------------
 # the training loop
 history = []
@@ -225,6 +300,8 @@ for epoch in range(1, args.epochs + 1):
     ):
         batch = order[start : start + args.batch_size]
         frames, lengths = pad_frames([train_x[i] for i in batch])
+        if args.time_mask:
+            mask_time(frames, lengths, rng)
         targets = torch.from_numpy(train_y[batch])
         logits = model(frames, lengths)
         loss = loss_function(logits, targets)
@@ -255,8 +332,8 @@ predicted = probabilities.argmax(axis=1)
 metrics = corpus_metrics(val_clips, val_y, predicted)
 minutes = (time.time() - started) / 60
 summary = {
-    "model": args.name,
-    "arch": args.arch,
+    "name": args.name,
+    "model": args.model,
     "labels": list(EMOTIONS),
     "validation": metrics,
     "validation_speakers": sorted({c.speaker for c in val_clips}),
@@ -264,6 +341,7 @@ summary = {
     "training_speakers": sorted({c.speaker for c in train_clips}),
     "training_corpora": sorted({c.corpus for c in train_clips}),
     "augmented_copies": args.copies,
+    "encoder": encoder_frames.encoder_settings() if reads_encoder else None,
     "features": {
         "names": list(features.FEATURE_NAMES),
         "sample_rate": SAMPLE_RATE,
@@ -280,10 +358,9 @@ args.reports_dir.mkdir(parents=True, exist_ok=True)
 (args.reports_dir / f"{args.name}_metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
 plot_confusions(val_clips, val_y, predicted, args.reports_dir / f"{args.name}_confusion.png")
 plot_curves(history, args.reports_dir / f"{args.name}_curves.png")
-if args.arch == "time":
-    save_speech_model(
-        model, args.name, {k: v for k, v in summary.items() if k != "history"}, args.weights_dir
-    )
+if args.model in ("whisper", "acoustic") and not args.hold_out_corpus:
+    metadata = {k: v for k, v in summary.items() if k != "history"}
+    save_speech_model(model, args.name, metadata, args.weights_dir, ENCODER if encoder_dims else None)
 for corpus, m in metrics.items():
     print(f"{corpus}: UA {m['ua']:.1%}  WA {m['wa']:.1%}  ({m['clips']} clips)")
 print(f"done in {minutes:.1f} min")
