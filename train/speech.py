@@ -258,8 +258,12 @@ model.feature_std.copy_(torch.from_numpy(np.sqrt(totals[1] / frame_count - frame
 print(f"{sum(p.numel() for p in model.parameters()):,} parameters")
 
 # Calm and surprised exist only in RAVDESS, so classes are far from balanced: weight by inverse frequency.
+# A class with no training clip (calm and surprised, trained on CREMA-D alone) weighs nothing: label
+# smoothing weights its share by the class weight, and a large one would pull every answer towards it.
 class_counts = np.bincount(train_y, minlength=len(EMOTIONS)).astype(np.float64)
-class_weights = torch.tensor(class_counts.sum() / np.maximum(class_counts, 1) / len(EMOTIONS)).float()
+present = class_counts > 0
+class_weights = np.where(present, class_counts.sum() / np.maximum(class_counts, 1) / present.sum(), 0.0)
+class_weights = torch.tensor(class_weights).float()
 loss_function = nn.CrossEntropyLoss(weight=class_weights, label_smoothing=args.label_smoothing)
 optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
 steps_per_epoch = int(np.ceil(len(train_x) / args.batch_size))
