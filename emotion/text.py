@@ -15,22 +15,12 @@ import torch
 from emotion import settings
 from emotion.errors import EmotionError
 from emotion.labels import LANGUAGES, SENTIMENTS
-from emotion.text_model import (
-    TOKENIZERS,
-    NgramVocabulary,
-    SentimentEnsemble,
-    Vocabulary,
-    bag_batch,
-    pad_batch,
-)
+from emotion.text_model import TOKENIZERS, SentimentEnsemble, Vocabulary, pad_batch
 
 # Han ideographs (basic, extension A, compatibility) and the CJK punctuation and full-width forms around them.
 _CJK = re.compile(r"[\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef]")
 _LETTER = re.compile(r"[^\W\d_]")  # any letter of any script
 _BATCH = 256
-
-# A language's ensemble, its word vocabulary, its n-gram vocabulary (None: no n-gram path), tokens read.
-Network = tuple[SentimentEnsemble, Vocabulary, NgramVocabulary | None, int]
 
 
 @dataclass
@@ -58,7 +48,7 @@ def detect_language(text: str, asr_language: str | None = None) -> str:
 class SentimentModel:
     """Both languages' networks, loaded once; `predict` judges many texts in a few batched forward passes."""
 
-    def __init__(self, networks: dict[str, Network]):
+    def __init__(self, networks: dict[str, tuple[SentimentEnsemble, Vocabulary, int]]):
         self.networks = networks
 
     def predict(
@@ -77,18 +67,16 @@ class SentimentModel:
         for code, indices in by_language.items():
             if not indices:
                 continue
-            network, vocab, ngrams, max_tokens = self.networks[code]
+            network, vocab, max_tokens = self.networks[code]
             tokenize = TOKENIZERS[code]
             encoded = [vocab.encode(tokenize(texts[i]), max_tokens) for i in indices]
-            bags = [ngrams.encode(texts[i]) for i in indices] if ngrams is not None else None
             # longest first in batches of similar length: little padding, and thousands of texts in seconds
             order = sorted(range(len(indices)), key=lambda j: len(encoded[j]), reverse=True)
             with torch.inference_mode():
                 for start in range(0, len(order), _BATCH):
                     chunk = order[start : start + _BATCH]
                     ids, lengths = pad_batch([encoded[j] for j in chunk])
-                    bag = bag_batch([bags[j] for j in chunk]) if bags is not None else None
-                    probabilities = torch.softmax(network(ids, lengths, bag).float(), dim=1).tolist()
+                    probabilities = torch.softmax(network(ids, lengths).float(), dim=1).tolist()
                     for j, row in zip(chunk, probabilities, strict=True):
                         scores = dict(zip(SENTIMENTS, row, strict=True))
                         label = max(scores, key=scores.get)
@@ -96,30 +84,20 @@ class SentimentModel:
         return results
 
 
-def _require(weights_dir: Path, paths: list[Path]) -> None:
+def _load_network(weights_dir: Path, code: str) -> tuple[SentimentEnsemble, Vocabulary, int]:
+    paths = [
+        weights_dir / f"{code}.pt",
+        weights_dir / f"{code}-vocab.json",
+        weights_dir / f"{code}-settings.json",
+    ]
     missing = [path.name for path in paths if not path.exists()]
     if missing:
         raise EmotionError(
             f"The text-sentiment weights are missing from {weights_dir} ({', '.join(missing)}). "
             "Train them with `python -m train.text`."
         )
-
-
-def _load_network(weights_dir: Path, code: str) -> Network:
-    """One language's files. Its settings say whether it has the n-gram path (and so an -ngrams.json);
-    weights trained before the path existed have no such setting and load without it."""
-    weights_path, vocab_path, settings_path = (
-        weights_dir / f"{code}{suffix}" for suffix in (".pt", "-vocab.json", "-settings.json")
-    )
-    _require(weights_dir, [weights_path, vocab_path, settings_path])
-    config = json.loads(settings_path.read_text(encoding="utf-8"))
-    vocab = Vocabulary(json.loads(vocab_path.read_text(encoding="utf-8")), config["char_fallback"])
-    ngrams, path = None, {}
-    if config.get("ngram_path", False):
-        ngrams_path = weights_dir / f"{code}-ngrams.json"
-        _require(weights_dir, [ngrams_path])
-        ngrams = NgramVocabulary(json.loads(ngrams_path.read_text(encoding="utf-8")), code, config["ngram_n"])
-        path = {"n_ngrams": len(ngrams), "ngram_mode": config["ngram_mode"]}
+    config = json.loads(paths[2].read_text(encoding="utf-8"))
+    vocab = Vocabulary(json.loads(paths[1].read_text(encoding="utf-8")), config["char_fallback"])
     network = SentimentEnsemble(
         config.get("members", 1),
         len(vocab),
@@ -127,9 +105,8 @@ def _load_network(weights_dir: Path, code: str) -> Network:
         config["hidden_size"],
         config["bidirectional"],
         config["dropout"],
-        **path,
     )
-    state = torch.load(weights_path, map_location="cpu", weights_only=True)
+    state = torch.load(paths[0], map_location="cpu", weights_only=True)
     try:
         network.load_state_dict({name: tensor.float() for name, tensor in state.items()})
     except RuntimeError as error:
@@ -138,7 +115,7 @@ def _load_network(weights_dir: Path, code: str) -> Network:
             "Retrain them with `python -m train.text`, or restore the committed weights."
         ) from error
     network.eval()
-    return network, vocab, ngrams, config["max_tokens"]
+    return network, vocab, config["max_tokens"]
 
 
 def load_sentiment_model(weights_dir: Path = settings.WEIGHTS_DIR) -> SentimentModel:

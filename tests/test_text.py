@@ -12,18 +12,7 @@ import torch
 from emotion import settings
 from emotion.errors import EmotionError
 from emotion.text import Sentiment, SentimentModel, _load_network, detect_language, load_sentiment_model
-from emotion.text_model import (
-    NgramVocabulary,
-    SentimentEnsemble,
-    Vocabulary,
-    bag_batch,
-    ngrams_en,
-    ngrams_zh,
-    normalise,
-    pad_batch,
-    tokenize_en,
-    tokenize_zh,
-)
+from emotion.text_model import SentimentEnsemble, Vocabulary, normalise, pad_batch, tokenize_en, tokenize_zh
 
 HAVE_DATA = (settings.DATA_DIR / "text" / "zh" / "corpus.csv").exists()
 needs_data = pytest.mark.skipif(not HAVE_DATA, reason="training data not in ../shared/data")
@@ -84,98 +73,22 @@ def test_ensemble_averages_its_members_probabilities():
     assert not torch.allclose(members[0], members[1])  # the members differ
 
 
-def test_ngrams_of_characters_and_words():
-    assert ngrams_zh("Ｔ很好", 3) == ["t", "很", "好", "t很", "很好", "t很好"]
-    assert ngrams_en("It doesn't work", 2) == ["it", "doesn't", "work", "it doesn't", "doesn't work"]
-    assert len(ngrams_zh("好" * 100_000, 3)) < 6000  # cut to the first 2,000 characters
-
-
-def test_ngram_vocabulary_counts_texts_and_drops_unknown_ngrams():
-    vocab = NgramVocabulary.build(["很好 很好", "很好", "很差"], "zh", n=2, max_size=100, min_count=2)
-    assert vocab.ngrams == ["很", "好", "很好"]  # in 2+ texts, most texts first; a repeat counts once
-    assert vocab.encode("好很好差") == [0, 1, 2]  # sorted, each once, the unknown "差" and "好很" dropped
-    assert vocab.encode("差") == []
-    assert NgramVocabulary.build(["很好", "很好"], "zh", n=2, max_size=2).ngrams == ["好", "很"]
-
-
-def test_ngram_path_adds_to_the_lstm_logits_and_empty_bags_add_nothing():
-    torch.manual_seed(0)
-    ensemble = SentimentEnsemble(2, 50, 8, 6, True, 0.0, n_ngrams=10, ngram_mode="sum").eval()
-    member = ensemble.members[0]
-    ids, lengths = pad_batch([[2, 3], [4]])
-    bags = bag_batch([[1, 5], []])
-    with torch.no_grad():
-        logits = member(ids, lengths, bags)
-        lstm_only = member(ids, lengths, bag_batch([[], []]))  # empty bags: the LSTM's logits alone
-    assert torch.allclose(logits[0], lstm_only[0] + member.ngrams.weight[[1, 5]].sum(0), atol=1e-6)
-    assert torch.allclose(logits[1], lstm_only[1], atol=1e-6)
-
-
-def _save_tiny(folder, config: dict, ngrams: list[str] | None) -> SentimentEnsemble:
-    """A small untrained zh model on disk, as train.text writes one (float16 weights)."""
-    vocab = Vocabulary(["<pad>", "<unk>", "很", "好", "差"])
-    path = {"n_ngrams": len(ngrams), "ngram_mode": "mean"} if ngrams is not None else {}
-    torch.manual_seed(0)
-    network = SentimentEnsemble(2, len(vocab), 8, 6, True, 0.0, **path).eval()
-    folder.mkdir(parents=True, exist_ok=True)
-    torch.save({k: v.half() for k, v in network.state_dict().items()}, folder / "zh.pt")
-    (folder / "zh-vocab.json").write_text(json.dumps(vocab.tokens), encoding="utf-8")
-    base = {"char_fallback": True, "embedding_dim": 8, "hidden_size": 6, "bidirectional": True}
-    settings_json = {**base, "dropout": 0.0, "max_tokens": 100, "members": 2, **config}
-    (folder / "zh-settings.json").write_text(json.dumps(settings_json), encoding="utf-8")
-    if ngrams is not None:
-        (folder / "zh-ngrams.json").write_text(json.dumps(ngrams), encoding="utf-8")
-    return network
-
-
-def test_weights_without_the_ngram_path_still_load(tmp_path):
-    _save_tiny(tmp_path, {}, None)  # settings written before the path existed: no ngram_path
-    network, vocab, ngrams, _ = _load_network(tmp_path, "zh")
-    assert ngrams is None and all(member.ngrams is None for member in network.members)
-    (result,) = SentimentModel({"zh": (network, vocab, ngrams, 100)}).predict(["很好"], language="zh")
-    assert math.isclose(sum(result.scores.values()), 1.0, abs_tol=1e-5)
-
-
-def test_weights_with_the_ngram_path_load_its_vocabulary(tmp_path):
-    saved = _save_tiny(
-        tmp_path, {"ngram_path": True, "ngram_n": 2, "ngram_mode": "mean"}, ["很", "好", "很好"]
-    )
-    network, vocab, ngrams, max_tokens = _load_network(tmp_path, "zh")
-    assert ngrams.ngrams == ["很", "好", "很好"] and ngrams.encode("很好吗") == [0, 1, 2]
-    (result,) = SentimentModel({"zh": (network, vocab, ngrams, max_tokens)}).predict(
-        ["很好吗"], language="zh"
-    )
-    ids, lengths = pad_batch([vocab.encode(tokenize_zh("很好吗"), max_tokens)])
-    with torch.no_grad():
-        expected = torch.softmax(saved.half().float()(ids, lengths, bag_batch([[0, 1, 2]])), 1)[0]
-    assert math.isclose(result.scores["positive"], float(expected[0]), abs_tol=1e-4)
-    (tmp_path / "zh-ngrams.json").unlink()
-    with pytest.raises(EmotionError, match="zh-ngrams.json"):
-        _load_network(tmp_path, "zh")
-
-
 def test_pretrain_then_finetune_smoke(tmp_path):
     from train.text import main
 
     if not HAVE_DATA:
         pytest.skip("training data not in ../shared/data")
     weights = tmp_path / "weights"
-    sets = ["epochs=1", "members=2", "pretrain_epochs=1", "max_extra_rows=200", "ngram_path=true"]
+    sets = ["epochs=1", "members=2", "pretrain_epochs=1", "max_extra_rows=200"]
     argv = ["--language", "zh", "--weights-dir", str(weights), "--max-rows", "150"]
     assert main(argv + [a for s in sets for a in ("--set", s)]) == 0
     metrics = json.loads((weights / "metrics.json").read_text())["zh"]
     assert set(metrics["history"]) == {"pretrain", "member 0", "member 1"}
     assert len(metrics["members"]) == 2
-    network, vocab, ngrams, max_tokens = _load_network(weights, "zh")
+    network, vocab, max_tokens = _load_network(weights, "zh")
     assert len(network.members) == 2 and max_tokens == 100
-    assert len(ngrams) == metrics["ngrams"] > 0 and network.members[0].ngrams is not None
-    (result,) = SentimentModel({"zh": (network, vocab, ngrams, max_tokens)}).predict(["很好"], language="zh")
+    (result,) = SentimentModel({"zh": (network, vocab, max_tokens)}).predict(["很好"], language="zh")
     assert math.isclose(sum(result.scores.values()), 1.0, abs_tol=1e-5)
-    # the old model, without the n-gram path, in the same folder: the stale n-gram file goes
-    assert main(argv + ["--set", "epochs=1", "--set", "members=1", "--set", "ngram_path=false"]) == 0
-    assert not (weights / "zh-ngrams.json").exists()
-    network, _, ngrams, _ = _load_network(weights, "zh")
-    assert ngrams is None and network.members[0].ngrams is None
 
 
 def test_normalise():
@@ -202,8 +115,7 @@ def test_detect_language(text, asr, expected):
 
 def test_committed_weights_are_small():
     folder = settings.WEIGHTS_DIR / "text"
-    names = ("zh.pt", "en.pt", "zh-vocab.json", "en-vocab.json", "zh-ngrams.json", "en-ngrams.json")
-    for name in (name for name in names if (folder / name).exists()):
+    for name in ("zh.pt", "en.pt", "zh-vocab.json", "en-vocab.json"):
         # three float16 ensemble members a language: about 6 MB (zh) and 7 MB (en)
         assert (folder / name).stat().st_size < 8_000_000, name
 
@@ -309,7 +221,7 @@ def test_held_out_texts_never_reach_training():
 
 @needs_data
 def test_training_smoke(tmp_path):
-    from train.text import MODELS, main
+    from train.text import main
 
     weights = tmp_path / "weights"
     argv = ["--weights-dir", str(weights), "--max-rows", "300", "--set", "epochs=1", "--set", "members=1"]
@@ -320,8 +232,6 @@ def test_training_smoke(tmp_path):
         assert metrics[language]["rows"]["train"] == 300
         assert len(metrics[language]["history"]["member 0"]) == 1
         assert len(metrics[language]["members"]) == 1
-    assert (weights / "en-ngrams.json").exists() == MODELS["en"]["ngram_path"]  # each its default
-    assert (weights / "zh-ngrams.json").exists() == MODELS["zh"]["ngram_path"]
     trained = load_sentiment_model(weights)
     results = trained.predict(["很好", "good"])
     assert [r.language for r in results] == ["zh", "en"]

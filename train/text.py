@@ -1,4 +1,4 @@
-"""Trains the text-sentiment branch: a jieba-word LSTM for Chinese; for English a word LSTM plus n-grams.
+"""Trains the text-sentiment branch: a jieba-word LSTM for Chinese and a word LSTM for English.
 
     python -m train.text                      # both languages: weights/text/ and reports/text/
     python -m train.text --language en        # one language (the other's saved metrics are kept)
@@ -27,16 +27,7 @@ from tqdm import tqdm
 
 from emotion import settings
 from emotion.labels import SENTIMENTS
-from emotion.text_model import (
-    TOKENIZERS,
-    NgramVocabulary,
-    SentimentEnsemble,
-    SentimentLSTM,
-    Vocabulary,
-    bag_batch,
-    normalise,
-    pad_batch,
-)
+from emotion.text_model import TOKENIZERS, SentimentEnsemble, SentimentLSTM, Vocabulary, normalise, pad_batch
 
 # -----------------------------------------------------------------------------
 # settings (every one can be changed from the command line with --set name=value, e.g. --set epochs=2)
@@ -68,14 +59,6 @@ MODELS = {
         finetune_lr=1e-3,
         members=3,  # three seeds, probabilities averaged (docs/text.md)
         nb_init=True,  # first embedding dimension starts at each token's naive-Bayes log-count ratio
-        # a linear path over the text's n-grams, adding its logits to the LSTM's: off, as it measured lower
-        # on validation (94.0% mean, 94.3% sum, against 94.6% without; docs/text.md)
-        ngram_path=False,
-        ngram_n=3,  # character 1- to 3-grams of the normalised text
-        max_ngrams=200000,
-        ngram_min_count=2,  # in at least this many training rows
-        ngram_mode="mean",  # "mean" (fastText) or "sum" (NBSVM) over the bag
-        ngram_init_scale=1.0,  # the path starts at this times the naive-Bayes log-count ratio
     ),
     "en": dict(
         vocab_size=20000,
@@ -97,12 +80,6 @@ MODELS = {
         finetune_lr=1e-3,
         members=3,  # three seeds, probabilities averaged: +0.6 to +1.5 points over a member (docs/text.md)
         nb_init=True,
-        ngram_path=True,  # validation 81.1% with it (sum), 80.2% (mean), 79.4% without (docs/text.md)
-        ngram_n=2,  # word 1- and 2-grams of tokenize_en's tokens
-        max_ngrams=100000,
-        ngram_min_count=2,
-        ngram_mode="sum",  # starts as naive Bayes itself (binary features), which alone reads 79.4% on val
-        ngram_init_scale=1.0,
     ),
 }
 # -----------------------------------------------------------------------------
@@ -171,15 +148,8 @@ def splits(language: str, data_dir: Path, seed: int = SEED) -> dict[str, list[Ro
     return parts
 
 
-def batches(
-    encoded: list[list[int]],
-    labels: list[int],
-    batch_size: int,
-    rng: random.Random | None = None,
-    bags: list[list[int]] | None = None,
-):
-    """Batches of similar lengths (little padding), with their n-gram bags when given; shuffled batch order
-    when training."""
+def batches(encoded: list[list[int]], labels: list[int], batch_size: int, rng: random.Random | None = None):
+    """Batches of similar lengths (little padding); shuffled batch order when training."""
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
     if rng is not None:  # shuffle within windows of 50 batches before sorting, so batches differ every epoch
         order = list(range(len(encoded)))
@@ -195,19 +165,16 @@ def batches(
         rng.shuffle(chunks)
     for chunk in chunks:
         ids, lengths = pad_batch([encoded[i] for i in chunk])
-        bag = bag_batch([bags[i] for i in chunk]) if bags is not None else None
-        yield ids, lengths, bag, torch.tensor([labels[i] for i in chunk]), chunk
+        yield ids, lengths, torch.tensor([labels[i] for i in chunk]), chunk
 
 
 @torch.no_grad()
-def predict(
-    model: nn.Module, encoded: list[list[int]], bags: list[list[int]] | None, batch_size: int = 256
-) -> np.ndarray:
+def predict(model: nn.Module, encoded: list[list[int]], batch_size: int = 256) -> np.ndarray:
     """Probability of each label, rows in input order."""
     model.eval()
     out = np.zeros((len(encoded), len(SENTIMENTS)), dtype=np.float32)
-    for ids, lengths, bag, _, chunk in batches(encoded, [0] * len(encoded), batch_size, bags=bags):
-        out[chunk] = torch.softmax(model(ids, lengths, bag), dim=1).numpy()
+    for ids, lengths, _, chunk in batches(encoded, [0] * len(encoded), batch_size):
+        out[chunk] = torch.softmax(model(ids, lengths), dim=1).numpy()
     return out
 
 
@@ -218,17 +185,15 @@ def accuracy(probabilities: np.ndarray, rows: list[Row]) -> float:
 def fit(
     model: nn.Module,
     train_ids: list[list[int]],
-    train_bags: list[list[int]] | None,
     train_labels: list[int],
     config: dict,
     epochs: int,
     lr: float,
     seed: int,
     label: str,
-    val: tuple[list[list[int]], list[list[int]] | None, list[Row]] | None = None,
+    val: tuple[list[list[int]], list[Row]] | None = None,
 ) -> list[dict]:
-    """AdamW, one-cycle schedule. With `val` (ids, bags, rows), keeps the state of the epoch best on it
-    (else the last)."""
+    """AdamW, one-cycle schedule. With `val`, keeps the state of the epoch best on it (else the last)."""
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=config["weight_decay"])
     steps = epochs * ((len(train_ids) + config["batch_size"] - 1) // config["batch_size"])
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps)
@@ -240,12 +205,12 @@ def fit(
         model.train()
         total, count = 0.0, 0
         progress = tqdm(
-            list(batches(train_ids, train_labels, config["batch_size"], rng, train_bags)),
+            list(batches(train_ids, train_labels, config["batch_size"], rng)),
             desc=f"{label} epoch {epoch}",
             leave=False,
         )
-        for ids, lengths, bag, y, _ in progress:
-            loss = loss_fn(model(ids, lengths, bag), y)
+        for ids, lengths, y, _ in progress:
+            loss = loss_fn(model(ids, lengths), y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -255,7 +220,7 @@ def fit(
             progress.set_postfix(loss=f"{total / count:.4f}")
         entry = {"epoch": epoch, "train_loss": total / count}
         if val is not None:
-            entry["val_accuracy"] = accuracy(predict(model, val[0], val[1]), val[2])
+            entry["val_accuracy"] = accuracy(predict(model, val[0]), val[1])
             if entry["val_accuracy"] > best[0]:
                 best = (entry["val_accuracy"], {k: v.detach().clone() for k, v in model.state_dict().items()})
         history.append(entry)
@@ -270,8 +235,7 @@ def fit(
 def train(
     language: str, data_dir: Path, weights_dir: Path, config: dict, max_rows: int | None = None
 ) -> dict:
-    """Trains one language into weights_dir: {language}.pt, -vocab.json, -settings.json (and -ngrams.json
-    with the n-gram path); gives metrics.
+    """Trains one language into weights_dir: {language}.pt, -vocab.json, -settings.json; gives metrics.
 
     With `pretrain_epochs`, one network first learns from every training row (for Chinese the other three
     review sets too), then each of the `members` starts from it and is fine-tuned on the target corpus's
@@ -303,29 +267,9 @@ def train(
     encoded = {name: [vocab.encode(t, config["max_tokens"]) for t in tokens[name]] for name in tokens}
     labels = {name: [label for _, label in parts[name]] for name in parts}
     n_target = len(parts["target_train"])  # the target corpus's own rows come first in parts["train"]
-    ngram_vocab = None
-    bags: dict[str, list[list[int]] | None] = dict.fromkeys(tokens)
-    if config["ngram_path"]:
-        ngram_vocab = NgramVocabulary.build(
-            (text for text, _ in parts["train"]),
-            language,
-            config["ngram_n"],
-            config["max_ngrams"],
-            config["ngram_min_count"],
-        )
-        bags = {name: [ngram_vocab.encode(text) for text, _ in parts[name]] for name in tokens}
-    val = (encoded["val"], bags["val"], parts["val"])
+    val = (encoded["val"], parts["val"])
     shape = (len(vocab), config["embedding_dim"], config["hidden_size"], config["bidirectional"])
-    path = (
-        {"n_ngrams": len(ngram_vocab), "ngram_mode": config["ngram_mode"]} if ngram_vocab is not None else {}
-    )
-    ensemble = SentimentEnsemble(config["members"], *shape, config["dropout"], **path)
-
-    def with_repeats(items: list | None, repeats: int) -> list | None:  # the target rows `repeats` times
-        return None if items is None else items + items[:n_target] * (repeats - 1)
-
-    def target_only(items: list | None) -> list | None:
-        return None if items is None else items[:n_target] * config["corpus_repeats"]
+    ensemble = SentimentEnsemble(config["members"], *shape, config["dropout"])
 
     def nb_init(model: SentimentLSTM) -> None:  # log((n_pos + 1) / (n_neg + 1)) of each id, training rows
         counts = np.ones((len(vocab), 2))
@@ -336,40 +280,17 @@ def train(
             model.embedding.weight[:, 0] = torch.tensor(ratio, dtype=torch.float32)
             model.embedding.weight[0] = 0
 
-    def ngram_ratio() -> torch.Tensor:
-        # naive-Bayes log-count ratio of each n-gram, normalised by each label's total as in NBSVM, over the
-        # rows as a member's epoch sees them (corpus.csv `corpus_repeats` times, as it weighs in the loss)
-        counts = np.ones((len(ngram_vocab), 2))
-        rows = zip(
-            with_repeats(bags["train"], config["corpus_repeats"]),
-            with_repeats(labels["train"], config["corpus_repeats"]),
-            strict=True,
-        )
-        for bag, label in rows:
-            counts[bag, label] += 1  # a bag holds each id once
-        counts /= counts.sum(0)
-        return torch.tensor(np.log(counts[:, LABEL_IDS["positive"]] / counts[:, LABEL_IDS["negative"]]))
-
-    def ngram_nb_init(model: SentimentLSTM, ratio: torch.Tensor) -> None:
-        # the path starts as a naive-Bayes classifier: the two logits differ by the (summed or mean) ratio
-        with torch.no_grad():
-            model.ngrams.weight[:, LABEL_IDS["positive"]] = ratio / 2
-            model.ngrams.weight[:, LABEL_IDS["negative"]] = -ratio / 2
-
-    ratio = config["ngram_init_scale"] * ngram_ratio() if ngram_vocab is not None else None
     history: dict[str, list[dict]] = {}
     pretrained = None
     if config["pretrain_epochs"]:
-        base = SentimentLSTM(*shape, config["dropout"], **path)
+        base = SentimentLSTM(*shape, config["dropout"])
         if config["nb_init"]:
             nb_init(base)
-        if ratio is not None:
-            ngram_nb_init(base, ratio)
+        repeats = config["pretrain_repeats"] - 1
         history["pretrain"] = fit(
             base,
-            with_repeats(encoded["train"], config["pretrain_repeats"]),
-            with_repeats(bags["train"], config["pretrain_repeats"]),
-            with_repeats(labels["train"], config["pretrain_repeats"]),
+            encoded["train"] + encoded["train"][:n_target] * repeats,
+            labels["train"] + labels["train"][:n_target] * repeats,
             config,
             config["pretrain_epochs"],
             config["lr"],
@@ -377,6 +298,8 @@ def train(
             f"{language} pretrain",
         )
         pretrained = base.state_dict()
+    target_ids = encoded["train"][:n_target] * config["corpus_repeats"]
+    target_labels = labels["train"][:n_target] * config["corpus_repeats"]
     member_metrics = []
     for k, member in enumerate(ensemble.members):
         seed = SEED + k
@@ -385,9 +308,8 @@ def train(
             member.load_state_dict(pretrained)
             member_history = fit(
                 member,
-                target_only(encoded["train"]),
-                target_only(bags["train"]),
-                target_only(labels["train"]),
+                target_ids,
+                target_labels,
                 config,
                 config["epochs"],
                 config["finetune_lr"],
@@ -398,13 +320,10 @@ def train(
         else:
             if config["nb_init"]:
                 nb_init(member)
-            if ratio is not None:
-                ngram_nb_init(member, ratio)
             member_history = fit(
                 member,
-                with_repeats(encoded["train"], config["corpus_repeats"]),
-                with_repeats(bags["train"], config["corpus_repeats"]),
-                with_repeats(labels["train"], config["corpus_repeats"]),
+                encoded["train"] + target_ids[n_target:],
+                labels["train"] + target_labels[n_target:],
                 config,
                 config["epochs"],
                 config["lr"],
@@ -418,12 +337,12 @@ def train(
             {
                 "val_accuracy": best["val_accuracy"],
                 "best_epoch": best["epoch"],
-                "test_accuracy": accuracy(predict(member, encoded["test"], bags["test"]), parts["test"]),
+                "test_accuracy": accuracy(predict(member, encoded["test"]), parts["test"]),
             }
         )
     ensemble.eval()
-    val_accuracy = accuracy(predict(ensemble, encoded["val"], bags["val"]), parts["val"])
-    test_accuracy = accuracy(predict(ensemble, encoded["test"], bags["test"]), parts["test"])
+    val_accuracy = accuracy(predict(ensemble, encoded["val"]), parts["val"])
+    test_accuracy = accuracy(predict(ensemble, encoded["test"]), parts["test"])
 
     weights_dir.mkdir(parents=True, exist_ok=True)
     # half precision on disk keeps the files a few MB; inference converts back to float32
@@ -434,11 +353,6 @@ def train(
     (weights_dir / f"{language}-vocab.json").write_text(
         json.dumps(vocab.tokens, ensure_ascii=False), encoding="utf-8"
     )
-    ngrams_path = weights_dir / f"{language}-ngrams.json"
-    if ngram_vocab is not None:
-        ngrams_path.write_text(json.dumps(ngram_vocab.ngrams, ensure_ascii=False), encoding="utf-8")
-    else:  # a file left by an earlier run with the path would no longer match these weights
-        ngrams_path.unlink(missing_ok=True)
     (weights_dir / f"{language}-settings.json").write_text(
         json.dumps(config, indent=2) + "\n", encoding="utf-8"
     )
@@ -448,7 +362,6 @@ def train(
         "members": member_metrics,
         "rows": {name: len(parts[name]) for name in ("train", "val", "test", "target_train")},
         "vocab_size": len(vocab),
-        "ngrams": len(ngram_vocab) if ngram_vocab is not None else 0,
         "parameters": sum(p.numel() for p in ensemble.parameters()),
         "seconds": round(time.time() - started, 1),
         "history": history,
