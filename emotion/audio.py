@@ -47,11 +47,14 @@ def check_audio(audio: np.ndarray, name: str = "the clip", max_seconds: float | 
         raise EmotionError(
             f"{name!r} is longer than the {max_seconds:.0f}-second limit. Trim it or split it into parts."
         )
-    if np.max(np.abs(audio)) < SILENCE_PEAK:
+    peak = float(np.max(np.abs(audio)))
+    if peak < SILENCE_PEAK:
         raise EmotionError(
             f"{name!r} is silent. Check the microphone, or choose a clip in which someone speaks."
         )
-    return audio
+    # A float signal beyond full scale (a hot float WAV, or an array of any size) is brought down to it:
+    # Whisper's log-mel overflows to NaN on samples near the float32 limit.
+    return audio / peak if peak > 1.0 else audio
 
 
 def _read_with_soundfile(path: Path, max_seconds: float | None) -> np.ndarray:

@@ -109,3 +109,15 @@ def test_clip_over_the_limit(tmp_path):
     with pytest.raises(EmotionError, match="longer than the 3-second limit"):
         load_audio(path, max_seconds=3)
     assert load_audio(path, max_seconds=10).size == 5 * SAMPLE_RATE
+
+
+def test_a_signal_beyond_full_scale_is_brought_down_to_it(tmp_path):
+    wave = np.sin(np.linspace(0, 200 * np.pi, SAMPLE_RATE)).astype(np.float32)
+    path = tmp_path / "hot.wav"
+    soundfile.write(path, 40.0 * wave, SAMPLE_RATE, subtype="FLOAT")
+    audio = load_audio(path)
+    assert np.max(np.abs(audio)) == pytest.approx(1.0)
+    np.testing.assert_allclose(audio, wave / np.max(np.abs(wave)), atol=1e-5)
+    quiet = 0.5 * wave
+    soundfile.write(path, quiet, SAMPLE_RATE, subtype="FLOAT")
+    np.testing.assert_array_equal(load_audio(path), quiet)  # within full scale: untouched
