@@ -392,7 +392,11 @@ def headline(results: dict[str, ClipTimings], extra: dict[str, float | None]) ->
     for name in ("30s", "120s"):
         if name in results:
             record[f"rtf_{name}"] = rounded(results[name].p50("e2e") / 1000 / results[name].seconds, 3)
-    return record | {key: rounded(value, 2 if key.endswith("_s") else 1) for key, value in extra.items()}
+
+    def digits(key: str) -> int:
+        return 3 if "_over_" in key else 2 if key.endswith("_s") else 1
+
+    return record | {key: rounded(value, digits(key)) for key, value in extra.items()}
 
 
 def verdicts(record: dict[str, float | None]) -> str:
