@@ -51,17 +51,16 @@ def _start_worker() -> None:
     settings.ASR_THREADS = 1
 
 
-def _encode(job: tuple[Path, Path]) -> bool:
+def _encode(job: tuple[Path, Path]) -> None:
     path, target = job
     try:
         frames = asr.load_transcriber(ENCODER["engine"], ENCODER["model"]).encode(load_audio(path))
     except EmotionError as error:
         tqdm.write(f"skipped {path.name}: {error}")
-        return False
+        frames = np.zeros((0, 0))  # remembered as unusable, so the next run does not try it again
     scratch = target.with_suffix(".partial.npy")
     np.save(scratch, frames.astype(np.float16))
     scratch.replace(target)  # a run stopped halfway leaves no half-written file behind
-    return True
 
 
 def load_encoder_frames(
@@ -78,7 +77,8 @@ def load_encoder_frames(
             for _ in tqdm(pool.imap_unordered(_encode, missing, chunksize=4), total=len(missing),
                           desc="encoder frames"):  # fmt: skip
                 pass
-    return [np.load(target) if target.is_file() else None for target in targets]
+    stored = [np.load(target) if target.is_file() else None for target in targets]
+    return [frames if frames is not None and frames.size else None for frames in stored]
 
 
 if __name__ == "__main__":
