@@ -85,29 +85,36 @@ class SpeechCNN(nn.Module):
 
     def forward(self, frames: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         x = ((frames - self.feature_mean) / self.feature_std).transpose(1, 2)
-        mask = _mask(lengths, x.shape[-1])
+        mask = frame_mask(lengths, x.shape[-1])
         x = x * mask
-        acoustic = x[:, : self.n_features]
+        parts = [x[:, : self.n_features]]
         if self.utterance_norm:
-            mean = acoustic.sum(dim=-1, keepdim=True) / mask.sum(dim=-1, keepdim=True).clamp(min=1)
-            acoustic = acoustic - mean
+            parts[0] = parts[0] - parts[0].sum(dim=-1, keepdim=True) / mask.sum(dim=-1, keepdim=True).clamp(
+                min=1
+            )
         if self.encoder_projection is not None:
-            encoded = self.dropout(self.encoder_projection(x[:, self.n_features :]))
-            acoustic = torch.cat([acoustic, encoded], dim=1)
-        x = acoustic
+            parts.append(self.dropout(self.encoder_projection(x[:, self.n_features :])))
+        x = torch.cat(parts, dim=1)
         for block in self.blocks:
             # Masked before pooling too, so that no pooling window reads a padded frame.
             x = self.dropout(self.pool(block(x * mask) * mask))
             lengths = (lengths + 1) // 2
-            mask = _mask(lengths, x.shape[-1])
-        count = mask.sum(dim=-1).clamp(min=1)
-        mean = (x * mask).sum(dim=-1) / count
-        variance = (((x - mean.unsqueeze(-1)) * mask) ** 2).sum(dim=-1) / count
-        return self.head(torch.cat([mean, variance.clamp(min=1e-6).sqrt()], dim=-1))
+            mask = frame_mask(lengths, x.shape[-1])
+        return self.head(mean_and_std(x, mask))
 
 
-def _mask(lengths: torch.Tensor, n_frames: int) -> torch.Tensor:
+def frame_mask(lengths: torch.Tensor, n_frames: int) -> torch.Tensor:
+    """(batch, 1, n_frames): 1 where a frame holds audio, 0 where it pads."""
     return (torch.arange(n_frames, device=lengths.device) < lengths.unsqueeze(-1)).unsqueeze(1).float()
+
+
+def mean_and_std(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(batch, channels, time) -> (batch, 2 * channels): each channel's mean and standard deviation over the
+    frames `mask` keeps."""
+    count = mask.sum(dim=-1).clamp(min=1)
+    mean = (x * mask).sum(dim=-1) / count
+    variance = (((x - mean.unsqueeze(-1)) * mask) ** 2).sum(dim=-1) / count
+    return torch.cat([mean, variance.clamp(min=1e-6).sqrt()], dim=-1)
 
 
 def pad_frames(sequences: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -29,7 +29,15 @@ from emotion import features, settings
 from emotion.audio import SAMPLE_RATE, load_audio
 from emotion.errors import EmotionError
 from emotion.labels import EMOTIONS
-from emotion.speech import ENCODER, SpeechCNN, pad_frames, save_speech_model, stack_frames
+from emotion.speech import (
+    ENCODER,
+    SpeechCNN,
+    frame_mask,
+    mean_and_std,
+    pad_frames,
+    save_speech_model,
+    stack_frames,
+)
 from train import augment, encoder_frames
 from train.corpora import Clip, find_clips
 from train.metrics import corpus_metrics, plot_confusions, plot_curves
@@ -173,14 +181,15 @@ def load_features(clips: list[Clip], copies: int) -> tuple[list[np.ndarray], np.
 
 def load_inputs(clips: list[Clip], copies: int) -> tuple[list[np.ndarray], np.ndarray]:
     """The model's input sequences and the index of the clip each came from."""
-    sequences, origin = load_features(clips, copies)
     if not reads_encoder:
-        return sequences, origin
+        return load_features(clips, copies)
     encoded = encoder_frames.load_encoder_frames(
         [c.path for c in clips], args.encoder_cache_dir, args.workers
     )
-    if args.model == "probe":
-        return [encoded[i] for i in origin], origin
+    if args.model == "probe":  # the encoder frames alone: no acoustic features to compute
+        usable = np.array([i for i, frames in enumerate(encoded) if frames is not None])
+        return [encoded[i] for i in usable], usable
+    sequences, origin = load_features(clips, copies)
     stacked = [stack_frames(s, encoded[i]) for s, i in zip(sequences, origin, strict=True)]
     return [s.astype(np.float16) for s in stacked], origin
 
@@ -231,12 +240,8 @@ class LinearProbe(nn.Module):
         self.linear = nn.Linear(2 * n_features, n_classes)
 
     def forward(self, frames: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        mask = (torch.arange(frames.shape[1]) < lengths.unsqueeze(-1)).unsqueeze(-1).float()
-        x = (frames - self.feature_mean) / self.feature_std * mask
-        count = lengths.unsqueeze(-1).float()
-        mean = x.sum(dim=1) / count
-        std = ((((x - mean.unsqueeze(1)) * mask) ** 2).sum(dim=1) / count).clamp(min=1e-6).sqrt()
-        return self.linear(torch.cat([mean, std], dim=-1))
+        x = ((frames - self.feature_mean) / self.feature_std).transpose(1, 2)
+        return self.linear(mean_and_std(x, frame_mask(lengths, x.shape[-1])))
 
 
 encoder_dims = train_x[0].shape[1] - features.N_FEATURES if args.model == "whisper" else 0
