@@ -152,6 +152,7 @@ def _text_model_loads(weights_dir: Path) -> bool:
 
 
 def _save_untrained_speech_model(folder: Path, name: str) -> None:
+    from emotion.ensemble import Ensemble
     from emotion.features import N_FEATURES
     from emotion.labels import EMOTIONS
     from emotion.speech import ENCODER, SpeechCNN, save_speech_model
@@ -159,7 +160,7 @@ def _save_untrained_speech_model(folder: Path, name: str) -> None:
     metadata = {"labels": list(EMOTIONS), "note": "untrained, for timing only"}
     # Any name but the acoustic model's stands for the default: features and encoder frames.
     encoder_dims = 0 if name == ACOUSTIC_MODEL else ENCODER_DIMS
-    network = SpeechCNN(N_FEATURES, utterance_norm=True, encoder_dims=encoder_dims)
+    network = Ensemble([SpeechCNN(N_FEATURES, utterance_norm=True, encoder_dims=encoder_dims)])
     save_speech_model(network, name, metadata, folder, ENCODER if encoder_dims else None)
 
 

@@ -15,6 +15,7 @@ from torch import nn
 
 from emotion import settings
 from emotion.asr import PACKAGED_MODEL, Transcriber, load_transcriber
+from emotion.ensemble import Ensemble
 from emotion.errors import EmotionError
 from emotion.features import extract_features
 from emotion.labels import EMOTIONS
@@ -147,20 +148,20 @@ class SpeechEmotion:
 
 
 class SpeechModel:
-    """A trained SpeechCNN with the inputs it was trained on: the acoustic features, and the frames of the
-    Whisper encoder (`encoder`, the shared transcriber) when the network reads them."""
+    """Trained SpeechCNNs (an ensemble of one or more seeds) with the inputs they were trained on: the
+    acoustic features, and the frames of the Whisper encoder (`encoder`, the shared transcriber) when the
+    networks read them."""
 
     def __init__(
-        self, name: str, network: SpeechCNN, labels: tuple[str, ...], encoder: Transcriber | None = None
+        self, name: str, network: Ensemble, labels: tuple[str, ...], encoder: Transcriber | None = None
     ) -> None:
         self.name = name
         self.network = network.eval()
         self.labels = labels
         self.encoder = encoder
-        if network.encoder_dims and (encoder is None or encoder.dims != network.encoder_dims):
-            raise EmotionError(
-                f"The speech model {name!r} needs a Whisper encoder of {network.encoder_dims} dims."
-            )
+        encoder_dims = network.members[0].encoder_dims
+        if encoder_dims and (encoder is None or encoder.dims != encoder_dims):
+            raise EmotionError(f"The speech model {name!r} needs a Whisper encoder of {encoder_dims} dims.")
 
     def frames(self, audio: np.ndarray, encoded: np.ndarray | None = None) -> np.ndarray:
         """The network's input for a clip. `encoded`: the clip's encoder frames, if the transcriber has
@@ -190,16 +191,18 @@ def checkpoint_path(name: str, weights_dir: Path = settings.WEIGHTS_DIR) -> Path
 
 
 def save_speech_model(
-    network: SpeechCNN, name: str, metadata: dict, weights_dir: Path, encoder: dict | None = None
+    network: Ensemble, name: str, metadata: dict, weights_dir: Path, encoder: dict | None = None
 ) -> Path:
-    """Write the weights (.pt) and, beside them, the metadata a person can read (.json).
+    """Write the weights of an ensemble of SpeechCNNs (.pt) and, beside them, the metadata a person can
+    read (.json).
 
     `encoder` names the transcriber whose frames the network reads: {"engine": ..., "model": ...}.
     """
     weights_dir.mkdir(parents=True, exist_ok=True)
     path = checkpoint_path(name, weights_dir)
     checkpoint = {
-        "config": network.config,
+        "config": network.members[0].config,
+        "members": len(network.members),
         "labels": list(metadata["labels"]),
         "encoder": encoder,
         "state_dict": network.state_dict(),
@@ -217,7 +220,7 @@ def load_speech_model(
     if not path.is_file():
         raise EmotionError(f"No speech model {name!r} at {path}. Train one with `python -m train.speech`.")
     checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    network = SpeechCNN(**checkpoint["config"])
+    network = Ensemble(SpeechCNN(**checkpoint["config"]) for _ in range(checkpoint["members"]))
     network.load_state_dict(checkpoint["state_dict"])
     encoder = None
     if checkpoint.get("encoder"):

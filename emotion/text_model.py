@@ -15,6 +15,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from emotion import settings
+from emotion.ensemble import Ensemble
 
 PAD, UNK = "<pad>", "<unk>"
 
@@ -133,14 +134,8 @@ class SentimentLSTM(nn.Module):
         return self.head(self.dropout(torch.cat([mean, peak], dim=1)))
 
 
-class SentimentEnsemble(nn.Module):
-    """Several `SentimentLSTM` members of the same shape (different seeds); their probabilities are averaged.
-    `forward` gives the log of that average, so a softmax over it is the ensemble's probability."""
+class SentimentEnsemble(Ensemble):
+    """Several `SentimentLSTM` members of one shape (different seeds); their probabilities are averaged."""
 
     def __init__(self, members: int, *args, **kwargs):
-        super().__init__()
-        self.members = nn.ModuleList(SentimentLSTM(*args, **kwargs) for _ in range(members))
-
-    def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        probabilities = torch.stack([torch.softmax(m(ids, lengths), dim=1) for m in self.members]).mean(0)
-        return probabilities.clamp_min(1e-12).log()
+        super().__init__(SentimentLSTM(*args, **kwargs) for _ in range(members))

@@ -61,18 +61,24 @@ def plot_confusions(clips: list[Clip], truth: np.ndarray, predicted: np.ndarray,
 
 
 def plot_curves(history: list[dict], path: Path) -> None:
-    epochs = [h["epoch"] for h in history]
+    """Loss and accuracy by epoch, one line per member (seed) of an ensemble; held-out figures if any."""
     figure, (losses, scores) = plt.subplots(1, 2, figsize=(12, 4.5))
-    losses.plot(epochs, [h["train_loss"] for h in history], label="training speakers")
-    losses.plot(epochs, [h["val_loss"] for h in history], label="held-out speakers")
+    for seed in sorted({h["seed"] for h in history}):
+        member = [h for h in history if h["seed"] == seed]
+        epochs = [h["epoch"] for h in member]
+        losses.plot(epochs, [h["train_loss"] for h in member], label=f"seed {seed}, training speakers")
+        scores.plot(epochs, [h["train_accuracy"] for h in member], label=f"seed {seed}, training accuracy")
+        if "val_loss" in member[0]:
+            losses.plot(epochs, [h["val_loss"] for h in member], label=f"seed {seed}, held-out speakers")
+        for key in sorted(k for k in member[0] if k.endswith("_ua")):
+            scores.plot(
+                epochs, [h[key] for h in member], label=f"seed {seed}, {key[:-3]} UA, held-out speakers"
+            )
     losses.set(xlabel="epoch", ylabel="cross-entropy", title="Loss")
-    scores.plot(epochs, [h["train_accuracy"] for h in history], label="training accuracy (augmented)")
-    for key in sorted(k for k in history[0] if k.endswith("_ua")):
-        scores.plot(epochs, [h[key] for h in history], label=f"{key[:-3]} UA, held-out speakers")
     scores.set(xlabel="epoch", ylabel="score", title="Accuracy", ylim=(0, 1))
     for axis in (losses, scores):
         axis.grid(alpha=0.3)
-        axis.legend()
+        axis.legend(fontsize=7)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)

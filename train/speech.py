@@ -4,6 +4,7 @@
     python -m train.speech --model acoustic                  # acoustic features only: speech_acoustic.pt
     python -m train.speech --model probe                     # baselines, reported only: a linear probe on
     python -m train.speech --model pooled                    #   the encoder, the original pooled-feature CNN
+    python -m train.speech --members 2 --all-speakers          # the shipped weights (see reports/speech)
     python -m train.speech --hold-out-corpus ravdess --name loco-ravdess   # leave-one-corpus-out check
     python -m train.speech --limit 48 --epochs 1 --weights-dir /tmp/w --reports-dir /tmp/r   # smoke test
 
@@ -27,6 +28,7 @@ from tqdm import tqdm
 
 from emotion import features, settings
 from emotion.audio import SAMPLE_RATE, load_audio
+from emotion.ensemble import Ensemble
 from emotion.errors import EmotionError
 from emotion.labels import EMOTIONS
 from emotion.speech import (
@@ -60,8 +62,9 @@ parser.add_argument("--cache-dir", type=Path, default=settings.CACHE_DIR / "spee
 parser.add_argument("--encoder-cache-dir", type=Path, default=encoder_frames.CACHE_DIR)
 parser.add_argument("--val-ravdess-actors", default="17,18,19,20", help="RAVDESS actors held out")
 parser.add_argument(
-    "--val-crema-speakers", type=int, default=12, help="CREMA-D actors held out, drawn by seed"
+    "--val-crema-speakers", type=int, default=12, help="CREMA-D actors held out, drawn by --split-seed"
 )
+parser.add_argument("--split-seed", type=int, default=0, help="draws the held-out CREMA-D actors")
 parser.add_argument(
     "--utterance-norm",
     action=argparse.BooleanOptionalAction,
@@ -84,12 +87,18 @@ parser.add_argument(
     default=0.0,
     help="SpecAugment's time masking: up to this share of each training clip's frames hidden in one span",
 )
+parser.add_argument(
+    "--all-speakers",
+    action="store_true",
+    help="train on every speaker, validate on none: the shipped weights, once the split chose the recipe",
+)
+parser.add_argument("--members", type=int, default=1, help="networks trained with seeds SEED, SEED+1, ...")
 parser.add_argument("--epochs", type=int, default=20)
 parser.add_argument("--batch-size", type=int, default=32)
 parser.add_argument("--lr", type=float, default=2e-3)
 parser.add_argument("--weight-decay", type=float, default=1e-2)
 parser.add_argument("--label-smoothing", type=float, default=0.1)
-parser.add_argument("--seed", type=int, default=0)
+parser.add_argument("--seed", type=int, default=0, help="weights, batch order, augmentation")
 parser.add_argument("--workers", type=int, default=2)
 parser.add_argument("--threads", type=int, default=2, help="torch threads")
 parser.add_argument("--limit", type=int, default=0, help="use only this many clips (smoke tests)")
@@ -109,13 +118,15 @@ started = time.time()
 # -------------------------------------------------------------------------------------------------
 # the split: by speaker, so that no voice, and no augmented copy of a clip, is on both sides
 def split_by_speaker(clips: list[Clip]) -> tuple[list[Clip], list[Clip]]:
+    if args.all_speakers:
+        return clips, []
     if args.hold_out_corpus:
         train = [c for c in clips if c.corpus != args.hold_out_corpus]
         known = {c.emotion for c in train}
         return train, [c for c in clips if c.corpus == args.hold_out_corpus and c.emotion in known]
     ravdess_held_out = {f"ravdess-{int(actor):02d}" for actor in args.val_ravdess_actors.split(",")}
     crema_speakers = sorted({c.speaker for c in clips if c.corpus == "crema-d"})
-    rng = np.random.default_rng(args.seed)
+    rng = np.random.default_rng(args.split_seed)
     count = min(args.val_crema_speakers, len(crema_speakers) // 2)
     held_out = ravdess_held_out | set(rng.choice(crema_speakers, size=count, replace=False).tolist())
     return [c for c in clips if c.speaker not in held_out], [c for c in clips if c.speaker in held_out]
@@ -181,6 +192,8 @@ def load_features(clips: list[Clip], copies: int) -> tuple[list[np.ndarray], np.
 
 def load_inputs(clips: list[Clip], copies: int) -> tuple[list[np.ndarray], np.ndarray]:
     """The model's input sequences and the index of the clip each came from."""
+    if not clips:  # no validation speakers with --all-speakers
+        return [], np.zeros(0, dtype=int)
     if not reads_encoder:
         return load_features(clips, copies)
     encoded = encoder_frames.load_encoder_frames(
@@ -245,22 +258,24 @@ class LinearProbe(nn.Module):
 
 
 encoder_dims = train_x[0].shape[1] - features.N_FEATURES if args.model == "whisper" else 0
-if args.model in ("whisper", "acoustic"):
-    model = SpeechCNN(features.N_FEATURES, utterance_norm=args.utterance_norm, encoder_dims=encoder_dims)
-elif args.model == "probe":
-    model = LinearProbe(train_x[0].shape[1])
-else:
-    model = PooledFeatureCNN(features.N_FEATURES)
+
+
+def new_network() -> nn.Module:
+    if args.model in ("whisper", "acoustic"):
+        return SpeechCNN(features.N_FEATURES, utterance_norm=args.utterance_norm, encoder_dims=encoder_dims)
+    if args.model == "probe":
+        return LinearProbe(train_x[0].shape[1])
+    return PooledFeatureCNN(features.N_FEATURES)
+
+
 # Mean and standard deviation of every input number over the training frames, summed clip by clip.
 totals = np.zeros((2, train_x[0].shape[1]))
 for sequence in train_x:
     sequence = sequence.astype(np.float64)
     totals += [sequence.sum(axis=0), np.square(sequence).sum(axis=0)]
 frame_count = sum(len(s) for s in train_x)
-frame_mean = totals[0] / frame_count
-model.feature_mean.copy_(torch.from_numpy(frame_mean).float())
-model.feature_std.copy_(torch.from_numpy(np.sqrt(totals[1] / frame_count - frame_mean**2) + 1e-5).float())
-print(f"{sum(p.numel() for p in model.parameters()):,} parameters")
+frame_mean = torch.from_numpy(totals[0] / frame_count).float()
+frame_std = torch.from_numpy(np.sqrt(totals[1] / frame_count - (totals[0] / frame_count) ** 2) + 1e-5).float()
 
 # Calm and surprised exist only in RAVDESS, so classes are far from balanced: weight by inverse frequency.
 # A class with no training clip (calm and surprised, trained on CREMA-D alone) weighs nothing: label
@@ -270,23 +285,17 @@ present = class_counts > 0
 class_weights = np.where(present, class_counts.sum() / np.maximum(class_counts, 1) / present.sum(), 0.0)
 class_weights = torch.tensor(class_weights).float()
 loss_function = nn.CrossEntropyLoss(weight=class_weights, label_smoothing=args.label_smoothing)
-optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
-steps_per_epoch = int(np.ceil(len(train_x) / args.batch_size))
-schedule = torch.optim.lr_scheduler.OneCycleLR(
-    optimizer, max_lr=args.lr, total_steps=args.epochs * steps_per_epoch
-)
 
 
-def predict(sequences: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Probabilities and losses-ready logits for many sequences, in batches, in eval mode."""
+def predict(model: nn.Module, sequences: list[np.ndarray]) -> np.ndarray:
+    """Probabilities for many sequences, in batches, in eval mode."""
     model.eval()
-    logits = []
+    probabilities = []
     with torch.inference_mode():
         for start in range(0, len(sequences), 128):
-            logits.append(model(*pad_frames(sequences[start : start + 128])))
+            probabilities.append(model(*pad_frames(sequences[start : start + 128])).softmax(dim=-1))
     model.train()
-    logits = torch.cat(logits)
-    return logits.softmax(dim=-1).numpy(), logits
+    return torch.cat(probabilities).numpy()
 
 
 def mask_time(frames: torch.Tensor, lengths: torch.Tensor, rng: np.random.Generator) -> None:
@@ -294,56 +303,79 @@ def mask_time(frames: torch.Tensor, lengths: torch.Tensor, rng: np.random.Genera
     for row, length in enumerate(lengths.tolist()):
         width = int(rng.integers(0, int(args.time_mask * length) + 1))
         start = int(rng.integers(0, length - width + 1))
-        frames[row, start : start + width] = model.feature_mean
+        frames[row, start : start + width] = frame_mean
 
 
 # -------------------------------------------------------------------------------------------------
-# the training loop
-history = []
-rng = np.random.default_rng(args.seed)
-for epoch in range(1, args.epochs + 1):
-    order = rng.permutation(len(train_x))
-    losses, correct = [], 0
-    for start in tqdm(
-        range(0, len(order), args.batch_size), desc=f"epoch {epoch}/{args.epochs}", leave=False
-    ):
-        batch = order[start : start + args.batch_size]
-        frames, lengths = pad_frames([train_x[i] for i in batch])
-        if args.time_mask:
-            mask_time(frames, lengths, rng)
-        targets = torch.from_numpy(train_y[batch])
-        logits = model(frames, lengths)
-        loss = loss_function(logits, targets)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        schedule.step()
-        losses.append(loss.item())
-        correct += int((logits.argmax(dim=-1) == targets).sum())
-    probabilities, logits = predict(val_x)
-    val_loss = float(loss_function(logits, torch.from_numpy(val_y)))
-    scores = corpus_metrics(val_clips, val_y, probabilities.argmax(axis=1))
-    history.append(
-        {
+# the training loop, once per member: member k is what a run with --seed SEED+k --members 1 trains
+def train_member(seed: int, history: list[dict]) -> nn.Module:
+    torch.manual_seed(seed)
+    model = new_network()
+    model.feature_mean.copy_(frame_mean)
+    model.feature_std.copy_(frame_std)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    steps_per_epoch = int(np.ceil(len(train_x) / args.batch_size))
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=args.lr, total_steps=args.epochs * steps_per_epoch
+    )
+    rng = np.random.default_rng(seed)
+    for epoch in range(1, args.epochs + 1):
+        order = rng.permutation(len(train_x))
+        losses, correct = [], 0
+        for start in tqdm(
+            range(0, len(order), args.batch_size),
+            desc=f"seed {seed} epoch {epoch}/{args.epochs}",
+            leave=False,
+        ):
+            batch = order[start : start + args.batch_size]
+            frames, lengths = pad_frames([train_x[i] for i in batch])
+            if args.time_mask:
+                mask_time(frames, lengths, rng)
+            targets = torch.from_numpy(train_y[batch])
+            logits = model(frames, lengths)
+            loss = loss_function(logits, targets)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            losses.append(loss.item())
+            correct += int((logits.argmax(dim=-1) == targets).sum())
+        entry = {
+            "seed": seed,
             "epoch": epoch,
             "train_loss": float(np.mean(losses)),
             "train_accuracy": correct / len(order),
-            "val_loss": val_loss,
-            **{f"{c}_ua": m["ua"] for c, m in scores.items()},
         }
-    )
-    print(json.dumps(history[-1]))
+        if val_x:
+            probabilities = predict(model, val_x)
+            # The loss function reads logits; the log of probabilities is one of them.
+            entry["val_loss"] = float(
+                loss_function(torch.from_numpy(probabilities).log(), torch.from_numpy(val_y))
+            )
+            scores = corpus_metrics(val_clips, val_y, probabilities.argmax(axis=1))
+            entry |= {f"{c}_ua": m["ua"] for c, m in scores.items()}
+        history.append(entry)
+        print(json.dumps(entry))
+    return model
+
+
+history: list[dict] = []
+ensemble = Ensemble(train_member(args.seed + k, history) for k in range(args.members))
+print(f"{sum(p.numel() for p in ensemble.parameters()):,} parameters in {args.members} member(s)")
 
 
 # -------------------------------------------------------------------------------------------------
-# the report and the weights: the model of the last epoch, scored on the held-out speakers
-predicted = probabilities.argmax(axis=1)
-metrics = corpus_metrics(val_clips, val_y, predicted)
+# the report and the weights: the members of the last epoch, scored together on the held-out speakers
+metrics, predicted = None, None
+if val_x:
+    predicted = predict(ensemble, val_x).argmax(axis=1)
+    metrics = corpus_metrics(val_clips, val_y, predicted)
 minutes = (time.time() - started) / 60
 summary = {
     "name": args.name,
     "model": args.model,
     "labels": list(EMOTIONS),
+    "members": args.members,
     "validation": metrics,
     "validation_speakers": sorted({c.speaker for c in val_clips}),
     "training_clips": len(set(train_origin.tolist())),
@@ -365,11 +397,12 @@ summary = {
 }
 args.reports_dir.mkdir(parents=True, exist_ok=True)
 (args.reports_dir / f"{args.name}_metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
-plot_confusions(val_clips, val_y, predicted, args.reports_dir / f"{args.name}_confusion.png")
 plot_curves(history, args.reports_dir / f"{args.name}_curves.png")
+if metrics:
+    plot_confusions(val_clips, val_y, predicted, args.reports_dir / f"{args.name}_confusion.png")
+    for corpus, m in metrics.items():
+        print(f"{corpus}: UA {m['ua']:.1%}  WA {m['wa']:.1%}  ({m['clips']} clips)")
 if args.model in ("whisper", "acoustic") and not args.hold_out_corpus:
     metadata = {k: v for k, v in summary.items() if k != "history"}
-    save_speech_model(model, args.name, metadata, args.weights_dir, ENCODER if encoder_dims else None)
-for corpus, m in metrics.items():
-    print(f"{corpus}: UA {m['ua']:.1%}  WA {m['wa']:.1%}  ({m['clips']} clips)")
+    save_speech_model(ensemble, args.name, metadata, args.weights_dir, ENCODER if encoder_dims else None)
 print(f"done in {minutes:.1f} min")
