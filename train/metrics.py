@@ -61,19 +61,22 @@ def plot_confusions(clips: list[Clip], truth: np.ndarray, predicted: np.ndarray,
 
 
 def plot_curves(history: list[dict], path: Path) -> None:
-    """Loss and accuracy by epoch, one line per member (seed) of an ensemble; held-out figures if any."""
+    """Loss and accuracy by epoch: a colour for each quantity, a line style for each member (seed) of an
+    ensemble; held-out figures if the run had held-out speakers."""
     figure, (losses, scores) = plt.subplots(1, 2, figsize=(12, 4.5))
-    for seed in sorted({h["seed"] for h in history}):
+    seeds = sorted({h["seed"] for h in history})
+    for number, seed in enumerate(seeds):
+        style = ["-", "--", ":", "-."][number % 4]
         member = [h for h in history if h["seed"] == seed]
         epochs = [h["epoch"] for h in member]
-        losses.plot(epochs, [h["train_loss"] for h in member], label=f"seed {seed}, training speakers")
-        scores.plot(epochs, [h["train_accuracy"] for h in member], label=f"seed {seed}, training accuracy")
-        if "val_loss" in member[0]:
-            losses.plot(epochs, [h["val_loss"] for h in member], label=f"seed {seed}, held-out speakers")
-        for key in sorted(k for k in member[0] if k.endswith("_ua")):
-            scores.plot(
-                epochs, [h[key] for h in member], label=f"seed {seed}, {key[:-3]} UA, held-out speakers"
-            )
+        lines = [(losses, "train_loss", "training speakers"), (scores, "train_accuracy", "training accuracy")]
+        lines += [(losses, "val_loss", "held-out speakers")] if "val_loss" in member[0] else []
+        lines += [
+            (scores, k, f"{k[:-3]} UA, held-out speakers") for k in sorted(member[0]) if k.endswith("_ua")
+        ]
+        for colour, (axis, key, label) in enumerate(lines):
+            values = [h[key] for h in member]
+            axis.plot(epochs, values, style, color=f"C{colour}", label=f"{label}, seed {seed}")
     losses.set(xlabel="epoch", ylabel="cross-entropy", title="Loss")
     scores.set(xlabel="epoch", ylabel="score", title="Accuracy", ylim=(0, 1))
     for axis in (losses, scores):

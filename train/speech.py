@@ -274,8 +274,9 @@ for sequence in train_x:
     sequence = sequence.astype(np.float64)
     totals += [sequence.sum(axis=0), np.square(sequence).sum(axis=0)]
 frame_count = sum(len(s) for s in train_x)
-frame_mean = torch.from_numpy(totals[0] / frame_count).float()
-frame_std = torch.from_numpy(np.sqrt(totals[1] / frame_count - (totals[0] / frame_count) ** 2) + 1e-5).float()
+mean = totals[0] / frame_count
+frame_mean = torch.from_numpy(mean).float()
+frame_std = torch.from_numpy(np.sqrt(totals[1] / frame_count - mean**2) + 1e-5).float()
 
 # Calm and surprised exist only in RAVDESS, so classes are far from balanced: weight by inverse frequency.
 # A class with no training clip (calm and surprised, trained on CREMA-D alone) weighs nothing: label
