@@ -88,11 +88,12 @@ class SpeechCNN(nn.Module):
         x = ((frames - self.feature_mean) / self.feature_std).transpose(1, 2)
         mask = frame_mask(lengths, x.shape[-1])
         x = x * mask
-        parts = [x[:, : self.n_features]]
+        acoustic = x[:, : self.n_features]
         if self.utterance_norm:
-            parts[0] = parts[0] - parts[0].sum(dim=-1, keepdim=True) / mask.sum(dim=-1, keepdim=True).clamp(
+            acoustic = acoustic - acoustic.sum(dim=-1, keepdim=True) / mask.sum(dim=-1, keepdim=True).clamp(
                 min=1
             )
+        parts = [acoustic]
         if self.encoder_projection is not None:
             parts.append(self.dropout(self.encoder_projection(x[:, self.n_features :])))
         x = torch.cat(parts, dim=1)

@@ -1,10 +1,11 @@
 """Train the speech-emotion models on RAVDESS and CREMA-D, validated on speakers they never hear.
 
-    python -m train.speech                                   # the default model: weights/speech_whisper.pt
+    python -m train.speech                                   # one whisper network on the split (replaces
+                                                             #   weights/speech_whisper.pt)
     python -m train.speech --model acoustic                  # acoustic features only: speech_acoustic.pt
     python -m train.speech --model probe                     # baselines, reported only: a linear probe on
     python -m train.speech --model pooled                    #   the encoder, the original pooled-feature CNN
-    python -m train.speech --members 2 --all-speakers          # the shipped weights (see reports/speech)
+    python -m train.speech --members 2 --all-speakers        # the shipped weights (see reports/speech)
     python -m train.speech --hold-out-corpus ravdess --name loco-ravdess   # leave-one-corpus-out check
     python -m train.speech --limit 48 --epochs 1 --weights-dir /tmp/w --reports-dir /tmp/r   # smoke test
 
@@ -274,9 +275,9 @@ for sequence in train_x:
     sequence = sequence.astype(np.float64)
     totals += [sequence.sum(axis=0), np.square(sequence).sum(axis=0)]
 frame_count = sum(len(s) for s in train_x)
-mean = totals[0] / frame_count
+mean, mean_square = totals / frame_count
 frame_mean = torch.from_numpy(mean).float()
-frame_std = torch.from_numpy(np.sqrt(totals[1] / frame_count - mean**2) + 1e-5).float()
+frame_std = torch.from_numpy(np.sqrt(mean_square - mean**2) + 1e-5).float()
 
 # Calm and surprised exist only in RAVDESS, so classes are far from balanced: weight by inverse frequency.
 # A class with no training clip (calm and surprised, trained on CREMA-D alone) weighs nothing: label
