@@ -48,6 +48,7 @@ class SpeechCNN(nn.Module):
         dropout: float = 0.3,
         utterance_norm: bool = False,
         encoder_dims: int = 0,
+        utterance_std: bool = False,
     ) -> None:
         super().__init__()
         self.config = {
@@ -56,11 +57,15 @@ class SpeechCNN(nn.Module):
             "channels": channels,
             "utterance_norm": utterance_norm,
             "encoder_dims": encoder_dims,
+            "utterance_std": utterance_std,
         }
         self.n_features, self.encoder_dims = n_features, encoder_dims
         # Subtracting each clip's own mean of the acoustic features removes what stays constant over a clip:
-        # the speaker's timbre and the microphone, which an emotion model should not learn.
-        self.utterance_norm = utterance_norm
+        # the speaker's timbre and the microphone, which an emotion model should not learn. Dividing by the
+        # clip's own standard deviation too (utterance_std) removes how widely the recording spreads them (a
+        # studio's silences are deeper than a webcam's): measured, it is what carries the model to a corpus
+        # it never heard (docs/speech.md).
+        self.utterance_norm, self.utterance_std = utterance_norm, utterance_std
         # Standardisation with the training speakers' statistics, saved with the weights.
         self.register_buffer("feature_mean", torch.zeros(n_features + encoder_dims))
         self.register_buffer("feature_std", torch.ones(n_features + encoder_dims))
@@ -88,14 +93,12 @@ class SpeechCNN(nn.Module):
         x = ((frames - self.feature_mean) / self.feature_std).transpose(1, 2)
         mask = frame_mask(lengths, x.shape[-1])
         x = x * mask
-        acoustic = x[:, : self.n_features]
+        acoustic, encoded = x[:, : self.n_features], x[:, self.n_features :]
         if self.utterance_norm:
-            acoustic = acoustic - acoustic.sum(dim=-1, keepdim=True) / mask.sum(dim=-1, keepdim=True).clamp(
-                min=1
-            )
+            acoustic = normalise_clip(acoustic, mask, self.utterance_std)
         parts = [acoustic]
         if self.encoder_projection is not None:
-            parts.append(self.dropout(self.encoder_projection(x[:, self.n_features :])))
+            parts.append(self.dropout(self.encoder_projection(encoded)))
         x = torch.cat(parts, dim=1)
         for block in self.blocks:
             # Masked before pooling too, so that no pooling window reads a padded frame.
@@ -108,6 +111,16 @@ class SpeechCNN(nn.Module):
 def frame_mask(lengths: torch.Tensor, n_frames: int) -> torch.Tensor:
     """(batch, 1, n_frames): 1 where a frame holds audio, 0 where it pads."""
     return (torch.arange(n_frames, device=lengths.device) < lengths.unsqueeze(-1)).unsqueeze(1).float()
+
+
+def normalise_clip(x: torch.Tensor, mask: torch.Tensor, scale: bool) -> torch.Tensor:
+    """(batch, channels, time): each channel less its mean over the frames `mask` keeps and, with `scale`,
+    divided by its standard deviation over them too. Padding stays 0."""
+    count = mask.sum(dim=-1, keepdim=True).clamp(min=1)
+    x = (x - (x * mask).sum(dim=-1, keepdim=True) / count) * mask
+    if scale:
+        x = x / (x.square().sum(dim=-1, keepdim=True) / count + 1e-5).sqrt()
+    return x
 
 
 def mean_and_std(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -57,6 +57,20 @@ def test_the_encoder_model_reads_features_and_encoder_frames_side_by_side():
     assert not torch.allclose(network(*pad_frames([changed]))[0], logits[0], atol=1e-3)
 
 
+def test_utterance_std_makes_the_answer_blind_to_each_clips_scale_and_offset_of_its_acoustic_features():
+    torch.manual_seed(0)
+    stacked = np.random.randn(80, N_FEATURES + 16).astype(np.float32)
+    # A recording that spreads every acoustic number 3 times as wide and shifts it (another channel).
+    rescaled = stacked.copy()
+    rescaled[:, :N_FEATURES] = 3.0 * rescaled[:, :N_FEATURES] + np.random.randn(N_FEATURES).astype(np.float32)
+    for utterance_std, blind in ((True, True), (False, False)):
+        network = SpeechCNN(
+            N_FEATURES, encoder_dims=16, utterance_norm=True, utterance_std=utterance_std
+        ).eval()
+        same = torch.allclose(network(*pad_frames([stacked])), network(*pad_frames([rescaled])), atol=1e-4)
+        assert same is blind
+
+
 def test_corpus_names_give_labels_and_speakers(tmp_path):
     ravdess = parse_clip(tmp_path / "Actor_17" / "03-01-05-02-01-02-17.wav")
     crema = parse_clip(tmp_path / "AudioWAV" / "1040_ITH_SAD_X.wav")

@@ -73,6 +73,11 @@ parser.add_argument(
     help="subtract each clip's mean frame (default; --no-utterance-norm to keep it)",
 )
 parser.add_argument(
+    "--utterance-std",
+    action=argparse.BooleanOptionalAction,
+    help="with --utterance-norm, divide by each clip's standard deviation too (default for whisper)",
+)
+parser.add_argument(
     "--hold-out-corpus",
     choices=("ravdess", "crema-d"),
     help="validate on every speaker of this corpus (its emotions that the other has), train on the other",
@@ -105,6 +110,8 @@ parser.add_argument("--threads", type=int, default=2, help="torch threads")
 parser.add_argument("--limit", type=int, default=0, help="use only this many clips (smoke tests)")
 args = parser.parse_args()
 args.name = args.name or args.model
+if args.utterance_std is None:  # measured for the whisper model; the shipped acoustic model predates it
+    args.utterance_std = args.model == "whisper"
 reads_encoder = args.model in ("whisper", "probe")
 if args.copies is None:
     args.copies = 0 if reads_encoder else 1
@@ -263,7 +270,12 @@ encoder_dims = train_x[0].shape[1] - features.N_FEATURES if args.model == "whisp
 
 def new_network() -> nn.Module:
     if args.model in ("whisper", "acoustic"):
-        return SpeechCNN(features.N_FEATURES, utterance_norm=args.utterance_norm, encoder_dims=encoder_dims)
+        return SpeechCNN(
+            features.N_FEATURES,
+            utterance_norm=args.utterance_norm,
+            encoder_dims=encoder_dims,
+            utterance_std=args.utterance_std,
+        )
     if args.model == "probe":
         return LinearProbe(train_x[0].shape[1])
     return PooledFeatureCNN(features.N_FEATURES)
