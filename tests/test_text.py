@@ -229,7 +229,9 @@ def test_training_smoke(tmp_path):
     metrics = json.loads((weights / "metrics.json").read_text())
     for language in ("zh", "en"):
         assert 0.0 <= metrics[language]["test_accuracy"] <= 1.0
-        assert metrics[language]["rows"]["train"] == 300
+        # refit, the default: the 300 validation rows train too (they chose the settings); test rows never do
+        assert metrics[language]["rows"]["train"] == 600 and metrics[language]["rows"]["test"] == 300
+        assert metrics[language]["val_accuracy"] is None
         assert len(metrics[language]["history"]["member 0"]) == 1
         assert len(metrics[language]["members"]) == 1
     trained = load_sentiment_model(weights)
