@@ -165,3 +165,24 @@ def test_training_on_all_speakers_keeps_every_member(tmp_path):
     assert sorted({h["seed"] for h in metrics["history"]}) == [0, 1]
     assert (tmp_path / "r" / "all_curves.png").stat().st_size > 10_000
     assert not (tmp_path / "r" / "all_confusion.png").exists()
+
+
+@needs_corpora
+def test_weight_averaging_averages_every_step_from_its_epoch_and_ships_the_average(tmp_path):
+    def train(name: str, *extra: str) -> dict:
+        command = [sys.executable, "-m", "train.speech", "--model", "acoustic", "--limit", "24",
+                   "--epochs", "3", "--batch-size", "4", "--copies", "0", "--all-speakers", "--workers", "1",
+                   "--weights-dir", str(tmp_path / "w"), "--reports-dir", str(tmp_path / "r"),
+                   "--cache-dir", str(tmp_path / "c"), "--name", name, *extra]  # fmt: skip
+        subprocess.run(command, check=True, capture_output=True, timeout=300)
+        return json.loads((tmp_path / "r" / f"{name}_metrics.json").read_text())
+
+    averaged = train("averaged", "--average-from", "2")
+    steps = 24 // 4  # an epoch's
+    assert [h.get("averaged_steps") for h in averaged["history"]] == [None, steps, 2 * steps]
+    last = train("last")
+    assert all("averaged_steps" not in h for h in last["history"])
+    # The same seed and batches: the runs part only in which weights are kept.
+    assert averaged["history"][0]["train_loss"] == last["history"][0]["train_loss"]
+    weights = [load_speech_model(name, tmp_path / "w").network.state_dict() for name in ("averaged", "last")]
+    assert not torch.equal(weights[0]["members.0.head.3.weight"], weights[1]["members.0.head.3.weight"])
