@@ -104,8 +104,8 @@ parser.add_argument("--epochs", type=int, default=20)
 parser.add_argument(
     "--average-from",
     type=int,
-    help="keep the average of the weights after every step from this epoch on (0: the last weights; "
-    "default 6 for whisper, 0 for the others)",
+    default=0,
+    help="keep the average of the weights after every step from this epoch on (default 0: the last weights)",
 )
 parser.add_argument("--batch-size", type=int, default=32)
 parser.add_argument("--lr", type=float, default=2e-3)
@@ -119,8 +119,6 @@ args = parser.parse_args()
 args.name = args.name or args.model
 if args.utterance_std is None:  # measured for the whisper model; the shipped acoustic model predates it
     args.utterance_std = args.model == "whisper"
-if args.average_from is None:  # measured for the whisper model only (docs/speech.md)
-    args.average_from = 6 if args.model == "whisper" else 0
 reads_encoder = args.model in ("whisper", "probe")
 if args.copies is None:
     args.copies = 0 if reads_encoder else 1
