@@ -1,4 +1,5 @@
 import json
+import shutil
 import subprocess
 import sys
 
@@ -6,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from emotion.audio import load_audio
+from emotion.audio import SAMPLE_RATE, load_audio
 from emotion.ensemble import Ensemble
 from emotion.features import N_FEATURES
 from emotion.labels import EMOTIONS
@@ -20,6 +21,7 @@ from emotion.speech import (
 )
 from tests.conftest import DATA_DIR
 from train.corpora import find_clips, parse_clip
+from train.encoder_frames import load_augmented_copies, load_encoder_frames
 
 needs_corpora = pytest.mark.skipif(not (DATA_DIR / "speech").is_dir(), reason="../shared/data is not here")
 
@@ -132,13 +134,43 @@ def test_a_saved_ensemble_loads_and_averages_its_members(tmp_path):
     assert len(loaded.network.members) == 2 and loaded.encoder is None
 
 
+def test_augmented_copies_are_encoded_once_each_with_the_features_of_the_same_audio(tmp_path, speech_wav):
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        shutil.copy(speech_wav, tmp_path / folder / "clip.wav")
+    shutil.copy(speech_wav, tmp_path / "a" / "other.wav")
+    paths = [tmp_path / "a" / "clip.wav", tmp_path / "b" / "clip.wav", tmp_path / "a" / "other.wav"]
+    cache = tmp_path / "cache"
+    copies = load_augmented_copies(paths, 2, seed=0, cache_dir=cache, workers=1)
+    assert [len(c) for c in copies] == [2, 2, 2]
+    seconds = len(load_audio(speech_wav)) / SAMPLE_RATE
+    for acoustic, frames in copies[0]:
+        assert acoustic.shape[1] == N_FEATURES and frames.shape[1] == 512
+        assert abs(len(acoustic) - len(frames)) <= 2  # one augmented audio, read both ways
+        assert 0.85 * seconds * 50 < len(frames) < 1.15 * seconds * 50  # speed and shift change it a little
+    # A copy is drawn from the clip's name, its number and the seed: where the file lies does not matter.
+    for (acoustic, frames), (same_acoustic, same_frames) in zip(copies[0], copies[1], strict=True):
+        np.testing.assert_array_equal(acoustic, same_acoustic)
+        np.testing.assert_array_equal(frames, same_frames)
+    first, second = copies[0][0][1], copies[0][1][1]
+    assert first.shape != second.shape or not np.array_equal(first, second)
+    own = load_encoder_frames(paths[:1], cache, workers=1)[0]
+    assert first.shape != own.shape or not np.allclose(first, own, atol=0.1)
+    # Encoded once: a second call reads the cache and writes nothing.
+    written = {p: p.stat().st_mtime_ns for p in cache.rglob("*.npz")}
+    assert len(written) == 6
+    again = load_augmented_copies(paths, 2, seed=0, cache_dir=cache, workers=1)
+    np.testing.assert_array_equal(again[2][1][1], copies[2][1][1])
+    assert {p: p.stat().st_mtime_ns for p in cache.rglob("*.npz")} == written
+
+
 @needs_corpora
 @pytest.mark.parametrize("model", ["acoustic", "whisper"])
 def test_training_smoke_splits_by_speaker(tmp_path, model):
     command = [sys.executable, "-m", "train.speech", "--model", model, "--limit", "24", "--epochs", "1",
-               "--workers", "1", "--weights-dir", str(tmp_path / "w"), "--reports-dir", str(tmp_path / "r"),
-               "--cache-dir", str(tmp_path / "c"), "--encoder-cache-dir", str(tmp_path / "e"),
-               "--name", "smoke"]  # fmt: skip
+               "--copies", "1", "--workers", "1", "--weights-dir", str(tmp_path / "w"),
+               "--reports-dir", str(tmp_path / "r"), "--cache-dir", str(tmp_path / "c"),
+               "--encoder-cache-dir", str(tmp_path / "e"), "--name", "smoke"]  # fmt: skip
     subprocess.run(command, check=True, capture_output=True, timeout=300)
     trained = load_speech_model("smoke", tmp_path / "w")
     assert trained.labels == EMOTIONS
@@ -146,6 +178,7 @@ def test_training_smoke_splits_by_speaker(tmp_path, model):
     metrics = json.loads((tmp_path / "r" / "smoke_metrics.json").read_text())
     assert metrics["validation_speakers"]
     assert not set(metrics["validation_speakers"]) & set(metrics["training_speakers"])
+    assert metrics["training_inputs"] == 2 * metrics["training_clips"]  # each clip and its one copy
     for figure in ("smoke_confusion.png", "smoke_curves.png"):
         assert (tmp_path / "r" / figure).stat().st_size > 10_000
 

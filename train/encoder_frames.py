@@ -1,9 +1,12 @@
 """Whisper-encoder frames of training clips, computed once and cached on disk as float16.
 
     python -m train.encoder_frames                 # every clip in shared/: ~25 min on 2 cores
+    python -m train.encoder_frames --copies 1      # and one augmented copy of each: ~25 min more
 
 Each clip is encoded exactly as the analyser encodes it while transcribing (the transcriber's own window),
 so the speech model trains on the frames it will be given. One file a clip, so an interrupted run resumes.
+An augmented copy is drawn from the clip's name, the copy's number and the seed alone, so every split and
+every run that asks for it finds the same copy in the cache, with the acoustic features of the same audio.
 """
 
 import argparse
@@ -15,10 +18,11 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from emotion import asr, settings
+from emotion import asr, features, settings
 from emotion.audio import load_audio
 from emotion.errors import EmotionError
 from emotion.speech import ENCODER
+from train import augment
 from train.corpora import find_clips
 
 CACHE_DIR = settings.CACHE_DIR / "speech-encoder"
@@ -35,15 +39,34 @@ def encoder_settings() -> dict:
     }
 
 
-def cache_folder(cache_dir: Path = CACHE_DIR) -> Path:
-    key = hashlib.sha1(json.dumps(encoder_settings(), sort_keys=True).encode()).hexdigest()[:12]
-    return cache_dir / key
+def augmented_settings(seed: int) -> dict:
+    """What decides an augmented copy besides its clip: the encoder, the augmentation and the features."""
+    return encoder_settings() | {
+        "seed": seed,
+        "augment": [augment.SNR_DB, augment.PITCH_SEMITONES, augment.SPEED, augment.GAIN_DB, augment.SHIFT_S],
+        "features": [
+            features.N_FFT,
+            features.HOP_LENGTH,
+            features.N_MELS,
+            features.N_MFCC,
+            features.TARGET_RMS,
+        ],
+    }
 
 
-def _cache_file(folder: Path, path: Path) -> Path:
+def cache_folder(cache_dir: Path = CACHE_DIR, folder_settings: dict | None = None) -> Path:
+    chosen = folder_settings or encoder_settings()
+    key = hashlib.sha1(json.dumps(chosen, sort_keys=True).encode()).hexdigest()[:12]
+    folder = cache_dir / key
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "settings.json").write_text(json.dumps(chosen, indent=2) + "\n")
+    return folder
+
+
+def _cache_file(folder: Path, path: Path, suffix: str = ".npy") -> Path:
     resolved = path.resolve()
     key = hashlib.sha1(f"{resolved}:{resolved.stat().st_size}".encode()).hexdigest()[:20]
-    return folder / f"{key}.npy"
+    return folder / f"{key}{suffix}"
 
 
 def _start_worker() -> None:
@@ -51,16 +74,39 @@ def _start_worker() -> None:
     settings.ASR_THREADS = 1
 
 
-def _encode(job: tuple[Path, Path]) -> None:
-    path, target = job
+def _encode_frames(audio: np.ndarray) -> np.ndarray:
+    return asr.load_transcriber(ENCODER["engine"], ENCODER["model"]).encode(audio).astype(np.float16)
+
+
+def _encode(job: tuple[Path, Path, int, int]) -> None:
+    """Cache the frames of a clip (copy 0), or the acoustic features and frames of an augmented copy."""
+    path, target, copy, seed = job
     try:
-        frames = asr.load_transcriber(ENCODER["engine"], ENCODER["model"]).encode(load_audio(path))
+        audio = load_audio(path)
     except EmotionError as error:
         tqdm.write(f"skipped {path.name}: {error}")
-        frames = np.zeros((0, 0))  # remembered as unusable, so the next run does not try it again
-    scratch = target.with_suffix(".partial.npy")
-    np.save(scratch, frames.astype(np.float16))
+        audio = None  # remembered as unusable (empty arrays), so the next run does not try it again
+    scratch = target.with_suffix(".partial" + target.suffix)
+    if copy == 0:
+        np.save(scratch, np.zeros((0, 0)) if audio is None else _encode_frames(audio))
+    else:
+        acoustic, frames = np.zeros((0, 0)), np.zeros((0, 0))
+        if audio is not None:
+            name_number = int(hashlib.sha1(path.name.encode()).hexdigest()[:8], 16)
+            audio = augment.augment(audio, np.random.default_rng([seed, copy, name_number]))
+            acoustic, frames = features.extract_features(audio).astype(np.float16), _encode_frames(audio)
+        with open(scratch, "wb") as file:
+            np.savez(file, acoustic=acoustic, frames=frames)
     scratch.replace(target)  # a run stopped halfway leaves no half-written file behind
+
+
+def _fill_cache(jobs: list[tuple[Path, Path, int, int]], workers: int) -> None:
+    missing = [job for job in jobs if not job[1].is_file()]
+    if missing:
+        with Pool(workers, initializer=_start_worker) as pool:
+            for _ in tqdm(pool.imap_unordered(_encode, missing, chunksize=4), total=len(missing),
+                          desc="encoder frames"):  # fmt: skip
+                pass
 
 
 def load_encoder_frames(
@@ -68,17 +114,29 @@ def load_encoder_frames(
 ) -> list[np.ndarray | None]:
     """(frames, 512) float16 for each path, None for an unreadable clip; encodes what is not cached yet."""
     folder = cache_folder(cache_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "settings.json").write_text(json.dumps(encoder_settings(), indent=2) + "\n")
     targets = [_cache_file(folder, path) for path in paths]
-    missing = [(path, target) for path, target in zip(paths, targets, strict=True) if not target.is_file()]
-    if missing:
-        with Pool(workers, initializer=_start_worker) as pool:
-            for _ in tqdm(pool.imap_unordered(_encode, missing, chunksize=4), total=len(missing),
-                          desc="encoder frames"):  # fmt: skip
-                pass
-    stored = [np.load(target) if target.is_file() else None for target in targets]
-    return [frames if frames is not None and frames.size else None for frames in stored]
+    _fill_cache([(path, target, 0, 0) for path, target in zip(paths, targets, strict=True)], workers)
+    stored = [np.load(target) for target in targets]
+    return [frames if frames.size else None for frames in stored]
+
+
+def load_augmented_copies(
+    paths: list[Path], copies: int, seed: int, cache_dir: Path = CACHE_DIR, workers: int = 2
+) -> list[list[tuple[np.ndarray, np.ndarray]]]:
+    """For each path, its usable augmented copies as (acoustic features, encoder frames), both float16."""
+    folder = cache_folder(cache_dir, augmented_settings(seed))
+    jobs = [
+        (path, _cache_file(folder, path, f"-{copy}.npz"), copy, seed)
+        for path in paths
+        for copy in range(1, copies + 1)
+    ]
+    _fill_cache(jobs, workers)
+    per_clip: list[list[tuple[np.ndarray, np.ndarray]]] = [[] for _ in paths]
+    for index, (_, target, _, _) in enumerate(jobs):
+        with np.load(target) as stored:
+            if stored["frames"].size:
+                per_clip[index // copies].append((stored["acoustic"], stored["frames"]))
+    return per_clip
 
 
 if __name__ == "__main__":
@@ -88,8 +146,14 @@ if __name__ == "__main__":
     parser.add_argument("--data", type=Path, nargs="+", default=[settings.DATA_DIR / "speech"])
     parser.add_argument("--cache-dir", type=Path, default=CACHE_DIR)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--copies", type=int, default=0, help="augmented copies of each clip to encode too")
+    parser.add_argument("--seed", type=int, default=0, help="draws the augmented copies")
     args = parser.parse_args()
-    clips = find_clips(*args.data)
-    frames = load_encoder_frames([clip.path for clip in clips], args.cache_dir, args.workers)
+    paths = [clip.path for clip in find_clips(*args.data)]
+    frames = load_encoder_frames(paths, args.cache_dir, args.workers)
     encoded = sum(f is not None for f in frames)
-    print(f"{encoded} of {len(clips)} clips encoded in {cache_folder(args.cache_dir)}")
+    print(f"{encoded} of {len(paths)} clips encoded in {cache_folder(args.cache_dir)}")
+    if args.copies:
+        copies = load_augmented_copies(paths, args.copies, args.seed, args.cache_dir, args.workers)
+        folder = cache_folder(args.cache_dir, augmented_settings(args.seed))
+        print(f"{sum(map(len, copies))} augmented copies encoded in {folder}")

@@ -86,7 +86,8 @@ parser.add_argument(
 parser.add_argument(
     "--copies",
     type=int,
-    help="augmented copies of each training clip (default 1; 0 for the models that read encoder frames)",
+    help="augmented copies of each training clip (default 1; 0 for the models that read encoder frames, "
+    "whose copies are encoded once and cached beside the clips' frames)",
 )
 parser.add_argument(
     "--time-mask",
@@ -122,8 +123,6 @@ if args.utterance_std is None:  # measured for the whisper model; the shipped ac
 reads_encoder = args.model in ("whisper", "probe")
 if args.copies is None:
     args.copies = 0 if reads_encoder else 1
-if reads_encoder and args.copies:
-    parser.error("augmented copies are not encoded: --copies must be 0 for the models that read the encoder")
 
 torch.manual_seed(args.seed)
 torch.set_num_threads(args.threads)
@@ -211,15 +210,25 @@ def load_inputs(clips: list[Clip], copies: int) -> tuple[list[np.ndarray], np.nd
         return [], np.zeros(0, dtype=int)
     if not reads_encoder:
         return load_features(clips, copies)
-    encoded = encoder_frames.load_encoder_frames(
-        [c.path for c in clips], args.encoder_cache_dir, args.workers
-    )
-    if args.model == "probe":  # the encoder frames alone: no acoustic features to compute
-        usable = np.array([i for i, frames in enumerate(encoded) if frames is not None])
-        return [encoded[i] for i in usable], usable
-    sequences, origin = load_features(clips, copies)
-    stacked = [stack_frames(s, encoded[i]) for s, i in zip(sequences, origin, strict=True)]
-    return [s.astype(np.float16) for s in stacked], origin
+    paths = [c.path for c in clips]
+    encoded = encoder_frames.load_encoder_frames(paths, args.encoder_cache_dir, args.workers)
+    acoustic = {}  # the probe reads the encoder frames alone: no acoustic features to compute
+    if args.model == "whisper":
+        sequences, origin = load_features(clips, 0)
+        acoustic = dict(zip(origin.tolist(), sequences, strict=True))
+    versions = [[] if frames is None else [(acoustic.get(i), frames)] for i, frames in enumerate(encoded)]
+    if copies:  # augmented copies come from the encoder's cache, features and frames of the same audio
+        augmented = encoder_frames.load_augmented_copies(
+            paths, copies, args.seed, args.encoder_cache_dir, args.workers
+        )
+        for clip_versions, clip_copies in zip(versions, augmented, strict=True):
+            clip_versions.extend(clip_copies)
+    inputs = [
+        frames if args.model == "probe" else stack_frames(acoustic_part, frames).astype(np.float16)
+        for clip_versions in versions
+        for acoustic_part, frames in clip_versions
+    ]
+    return inputs, np.repeat(np.arange(len(clips)), [len(v) for v in versions])
 
 
 train_x, train_origin = load_inputs(train_clips, args.copies)
@@ -408,6 +417,7 @@ summary = {
     "validation": metrics,
     "validation_speakers": sorted({c.speaker for c in val_clips}),
     "training_clips": len(set(train_origin.tolist())),
+    "training_inputs": len(train_x),  # the clips and their augmented copies
     "training_speakers": sorted({c.speaker for c in train_clips}),
     "training_corpora": sorted({c.corpus for c in train_clips}),
     "augmented_copies": args.copies,
