@@ -86,8 +86,9 @@ parser.add_argument(
 parser.add_argument(
     "--copies",
     type=int,
-    help="augmented copies of each training clip (default 1; 0 for the models that read encoder frames, "
-    "whose copies are encoded once and cached beside the clips' frames)",
+    default=1,
+    help="augmented copies of each training clip (for the models that read the encoder, each copy is "
+    "encoded once and cached beside the clips' frames)",
 )
 parser.add_argument(
     "--time-mask",
@@ -101,7 +102,11 @@ parser.add_argument(
     help="train on every speaker, validate on none: the shipped weights, once the split chose the recipe",
 )
 parser.add_argument("--members", type=int, default=1, help="networks trained with seeds SEED, SEED+1, ...")
-parser.add_argument("--epochs", type=int, default=20)
+parser.add_argument(
+    "--epochs",
+    type=int,
+    help="passes over the training clips and their copies (default: 10 whisper, 20 others)",
+)
 parser.add_argument(
     "--average-from",
     type=int,
@@ -120,9 +125,9 @@ args = parser.parse_args()
 args.name = args.name or args.model
 if args.utterance_std is None:  # measured for the whisper model; the shipped acoustic model predates it
     args.utterance_std = args.model == "whisper"
+if args.epochs is None:  # measured for the whisper model, whose copies make each epoch twice as long
+    args.epochs = 10 if args.model == "whisper" else 20
 reads_encoder = args.model in ("whisper", "probe")
-if args.copies is None:
-    args.copies = 0 if reads_encoder else 1
 
 torch.manual_seed(args.seed)
 torch.set_num_threads(args.threads)
