@@ -102,7 +102,10 @@ def _encode(job: tuple[Path, Path, int, int]) -> None:
 
 def _fill_cache(jobs: list[tuple[Path, Path, int, int]], workers: int) -> None:
     missing = [job for job in jobs if not job[1].is_file()]
-    if missing:
+    if workers == 1:  # in this process: a fork of one whose encoder threads already run can hang in the child
+        for job in tqdm(missing, desc="encoder frames"):
+            _encode(job)
+    elif missing:
         with Pool(workers, initializer=_start_worker) as pool:
             for _ in tqdm(pool.imap_unordered(_encode, missing, chunksize=4), total=len(missing),
                           desc="encoder frames"):  # fmt: skip
