@@ -34,6 +34,8 @@ FEATURE_NAMES = (
 N_FEATURES = len(FEATURE_NAMES)
 # Speech is brought to this RMS level first, so that features describe the voice, not the microphone gain.
 TARGET_RMS = 0.05
+# What a cache of features is keyed on: a change to any of these makes the training scripts compute afresh.
+CACHE_KEY = (N_FFT, HOP_LENGTH, N_MELS, N_MFCC, TARGET_RMS)
 DB_FLOOR = 1e-10
 
 

@@ -14,6 +14,8 @@ PITCH_SEMITONES = 2.0
 SPEED = (0.9, 1.1)
 GAIN_DB = 6.0
 SHIFT_S = 0.25
+# What a cache of augmented copies is keyed on, beside the seed and the features' own key.
+CACHE_KEY = (SNR_DB, PITCH_SEMITONES, SPEED, GAIN_DB, SHIFT_S)
 
 
 def add_noise(audio: np.ndarray, rng: np.random.Generator) -> np.ndarray:

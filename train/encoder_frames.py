@@ -43,14 +43,8 @@ def augmented_settings(seed: int) -> dict:
     """What decides an augmented copy besides its clip: the encoder, the augmentation and the features."""
     return encoder_settings() | {
         "seed": seed,
-        "augment": [augment.SNR_DB, augment.PITCH_SEMITONES, augment.SPEED, augment.GAIN_DB, augment.SHIFT_S],
-        "features": [
-            features.N_FFT,
-            features.HOP_LENGTH,
-            features.N_MELS,
-            features.N_MFCC,
-            features.TARGET_RMS,
-        ],
+        "augment": augment.CACHE_KEY,
+        "features": features.CACHE_KEY,
     }
 
 

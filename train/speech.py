@@ -178,20 +178,7 @@ def clip_features(job: tuple[str, int, int]) -> list[np.ndarray]:
 
 def load_features(clips: list[Clip], copies: int) -> tuple[list[np.ndarray], np.ndarray]:
     """Feature sequences of each clip and its augmented copies, and the index of the clip each came from."""
-    settings_used = [
-        features.N_FFT,
-        features.HOP_LENGTH,
-        features.N_MELS,
-        features.N_MFCC,
-        features.TARGET_RMS,
-        copies,
-        args.seed,
-        augment.SNR_DB,
-        augment.PITCH_SEMITONES,
-        augment.SPEED,
-        augment.GAIN_DB,
-        augment.SHIFT_S,
-    ]
+    settings_used = [*features.CACHE_KEY, copies, args.seed, *augment.CACHE_KEY]
     files = [(str(c.path.resolve()), c.path.stat().st_size) for c in clips]
     key = hashlib.sha1(json.dumps([settings_used, files]).encode()).hexdigest()[:16]
     cache = args.cache_dir / f"{key}.npz"
