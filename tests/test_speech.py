@@ -201,6 +201,21 @@ def test_training_on_all_speakers_keeps_every_member(tmp_path):
 
 
 @needs_corpora
+def test_an_ensemble_run_reports_what_each_member_added(tmp_path):
+    command = [sys.executable, "-m", "train.speech", "--model", "acoustic", "--limit", "24", "--epochs", "1",
+               "--members", "2", "--copies", "0", "--workers", "1", "--weights-dir", str(tmp_path / "w"),
+               "--reports-dir", str(tmp_path / "r"), "--cache-dir", str(tmp_path / "c"),
+               "--name", "pair"]  # fmt: skip
+    subprocess.run(command, check=True, capture_output=True, timeout=300)
+    metrics = json.loads((tmp_path / "r" / "pair_metrics.json").read_text())
+    first, both = metrics["validation_ua_by_members"]
+    seed_0_last_epoch = [h for h in metrics["history"] if h["seed"] == 0][-1]
+    for corpus, scores in metrics["validation"].items():
+        assert first[corpus] == seed_0_last_epoch[f"{corpus}_ua"]  # the first member alone
+        assert both[corpus] == scores["ua"]  # both: the ensemble that was saved
+
+
+@needs_corpora
 def test_weight_averaging_averages_every_step_from_its_epoch_and_ships_the_average(tmp_path):
     def train(name: str, *extra: str) -> dict:
         command = [sys.executable, "-m", "train.speech", "--model", "acoustic", "--limit", "24",

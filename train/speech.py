@@ -396,10 +396,16 @@ print(f"{sum(p.numel() for p in ensemble.parameters()):,} parameters in {args.me
 
 # -------------------------------------------------------------------------------------------------
 # the report and the weights: the members as training left them (last or averaged weights), scored together
-metrics, predicted = None, None
+metrics, predicted, ua_by_members = None, None, None
 if val_x:
     predicted = predict(ensemble, val_x).argmax(axis=1)
     metrics = corpus_metrics(val_clips, val_y, predicted)
+    # What each added member bought: UA of the first k members averaged, k = 1 ... --members.
+    member_probabilities = [predict(member, val_x) for member in ensemble.members]
+    ua_by_members = [
+        {c: m["ua"] for c, m in corpus_metrics(val_clips, val_y, np.mean(first, axis=0).argmax(1)).items()}
+        for first in (member_probabilities[:k] for k in range(1, args.members + 1))
+    ]
 minutes = (time.time() - started) / 60
 summary = {
     "name": args.name,
@@ -407,6 +413,7 @@ summary = {
     "labels": list(EMOTIONS),
     "members": args.members,
     "validation": metrics,
+    "validation_ua_by_members": ua_by_members,
     "validation_speakers": sorted({c.speaker for c in val_clips}),
     "training_clips": len(set(train_origin.tolist())),
     "training_inputs": len(train_x),  # the clips and their augmented copies
