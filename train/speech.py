@@ -5,7 +5,7 @@
     python -m train.speech --model acoustic                  # acoustic features only: speech_acoustic.pt
     python -m train.speech --model probe                     # baselines, reported only: a linear probe on
     python -m train.speech --model pooled                    #   the encoder, the original pooled-feature CNN
-    python -m train.speech --members 2 --all-speakers        # the shipped weights (see reports/speech)
+    python -m train.speech --members 3 --all-speakers        # the shipped weights (see reports/speech)
     python -m train.speech --hold-out-corpus ravdess --name loco-ravdess   # leave-one-corpus-out check
     python -m train.speech --limit 48 --epochs 1 --weights-dir /tmp/w --reports-dir /tmp/r   # smoke test
 
