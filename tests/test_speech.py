@@ -212,7 +212,7 @@ def test_an_ensemble_run_reports_what_each_member_added(tmp_path):
     seed_0_last_epoch = [h for h in metrics["history"] if h["seed"] == 0][-1]
     for corpus, scores in metrics["validation"].items():
         assert first[corpus] == seed_0_last_epoch[f"{corpus}_ua"]  # the first member alone
-        assert both[corpus] == scores["ua"]  # both: the ensemble that was saved
+        assert both[corpus] == scores["ua"]  # both: the validation figure
 
 
 @needs_corpora

@@ -398,10 +398,11 @@ print(f"{sum(p.numel() for p in ensemble.parameters()):,} parameters in {args.me
 # the report and the weights: the members as training left them (last or averaged weights), scored together
 metrics, predicted, ua_by_members = None, None, None
 if val_x:
-    predicted = predict(ensemble, val_x).argmax(axis=1)
-    metrics = corpus_metrics(val_clips, val_y, predicted)
-    # What each added member bought: UA of the first k members averaged, k = 1 ... --members.
+    # The ensemble's answer is its members' mean probability; the first k members' mean shows what each
+    # added member bought (k = 1 ... --members).
     member_probabilities = [predict(member, val_x) for member in ensemble.members]
+    predicted = np.mean(member_probabilities, axis=0).argmax(axis=1)
+    metrics = corpus_metrics(val_clips, val_y, predicted)
     ua_by_members = [
         {c: m["ua"] for c, m in corpus_metrics(val_clips, val_y, np.mean(first, axis=0).argmax(1)).items()}
         for first in (member_probabilities[:k] for k in range(1, args.members + 1))
