@@ -53,6 +53,10 @@ HOP_SAMPLES = 160
 FRAMES_PER_SECOND = SAMPLE_RATE // (2 * HOP_SAMPLES)
 # Whisper's window: 30 s of mel frames. Longer audio is cut into such windows, each encoded once.
 WINDOW_MEL_FRAMES = 3000
+# A window of a longer clip ends at the quietest 100 ms of its last 5 s, not mid-word at 30 s: a sentence
+# cut by the window's edge was dropped by the decoder on one CPU and kept on another.
+CUT_SEARCH_MEL_FRAMES = 500
+CUT_SMOOTHING_MEL_FRAMES = 10
 # Whisper hallucinates and loops on a fraction of a second of sound; a shorter clip is padded to this.
 MIN_CLIP_SECONDS = 1.0
 # A shortened window still keeps this much padding after the sound, as the full window would, so the decoder
@@ -248,8 +252,8 @@ class Transcriber:
     def _encode_windows(self, audio: np.ndarray) -> list[_Window]:
         mel = self._features(audio)
         windows = []
-        for start in range(0, mel.shape[-1], WINDOW_MEL_FRAMES):
-            chunk = mel[:, start : start + WINDOW_MEL_FRAMES]
+        for start, end in _window_bounds(mel):
+            chunk = mel[:, start:end]
             length = self._window_mel_frames(chunk.shape[-1])
             # Zeros after the sound, exactly as Whisper pads its 30-s window.
             padded = np.ascontiguousarray(np.pad(chunk, ((0, 0), (0, length - chunk.shape[-1]))))
@@ -516,6 +520,19 @@ def _drop_repeated_tail(tokens: list[int]) -> list[int]:
         if run >= period:
             keep = min(keep, len(tokens) - run)
     return tokens[:keep]
+
+
+def _window_bounds(mel: np.ndarray) -> list[tuple[int, int]]:
+    """(start, end) mel frames of each window: at most WINDOW_MEL_FRAMES long, cut where it is quietest."""
+    loudness = np.convolve(mel.mean(axis=0), np.ones(CUT_SMOOTHING_MEL_FRAMES), mode="same")
+    bounds, start = [], 0
+    while mel.shape[-1] - start > WINDOW_MEL_FRAMES:
+        search_from = start + WINDOW_MEL_FRAMES - CUT_SEARCH_MEL_FRAMES
+        quietest = search_from + int(np.argmin(loudness[search_from : start + WINDOW_MEL_FRAMES]))
+        end = quietest - quietest % 2  # even: an encoder frame is two mel frames, so the windows' frames tile
+        bounds.append((start, end))
+        start = end
+    return [*bounds, (start, mel.shape[-1])]
 
 
 def _even(frames: int) -> int:

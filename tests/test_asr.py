@@ -170,6 +170,17 @@ def test_a_clip_shorter_than_a_second_is_padded(transcriber):
     assert transcript.encoder_frames.shape == (50, 512)
 
 
+def test_a_long_clip_is_cut_where_it_is_quietest_before_the_window_ends():
+    loud = np.ones((80, 7000), dtype=np.float32)
+    loud[:, 2700:2720] = -1.0  # a pause 27 s in
+    bounds = asr._window_bounds(loud)
+    assert bounds[0][0] == 0 and bounds[-1][1] == 7000
+    assert all(end == next_start for (_, end), (next_start, _) in zip(bounds, bounds[1:], strict=False))
+    assert all(0 < end - start <= asr.WINDOW_MEL_FRAMES and start % 2 == 0 for start, end in bounds)
+    assert 2700 <= bounds[0][1] <= 2720  # in the pause, not at 30 s
+    assert asr._window_bounds(loud[:, :3000]) == [(0, 3000)]  # one window: no cut
+
+
 def test_a_clip_longer_than_the_window_is_transcribed_whole(transcriber):
     first = synthesize("My grandmother baked an apple pie for the whole family.", "en")
     last = synthesize("The museum opens again on Saturday with a dinosaur exhibition.", "en")
