@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from emotion import settings
-from emotion.audio import SAMPLE_RATE, check_audio, load_audio
+from emotion.audio import SAMPLE_RATE, check_audio, load_audio, split_points
 from emotion.errors import EmotionError
 from emotion.fusion import fuse, top_label
 from emotion.labels import EMOTIONS, LANGUAGES
@@ -27,9 +27,6 @@ from emotion.speech import SpeechEmotion, SpeechModel, load_speech_model
 
 # Whisper reads 30-s windows; longer clips are cut a little before that, at the quietest moment.
 SEGMENT_SECONDS = 30.0
-# Where in the last seconds of a window a cut may fall, and the frame on which quietness is judged.
-CUT_SEARCH_SECONDS = 5.0
-CUT_FRAME_SECONDS = 0.05
 LANGUAGE_OPTIONS = ("auto", *LANGUAGES)
 
 
@@ -130,7 +127,7 @@ class Analyzer:
                 audio, path = check_audio(source, max_seconds=settings.MAX_CLIP_SECONDS), "<array>"
             else:
                 audio, path = load_audio(source, max_seconds=settings.MAX_CLIP_SECONDS), str(source)
-        bounds = split_points(audio)
+        bounds = split_points(audio, SEGMENT_SECONDS)
         segments = []
         for number, (start, end) in enumerate(bounds):
             if progress and len(bounds) > 1:
@@ -227,22 +224,6 @@ class Analyzer:
 def _fused(speech_scores: dict[str, float], text: Judgement | None, text_weight: float) -> Judgement:
     scores = fuse(speech_scores, text.scores if text else None, text_weight)
     return Judgement(top_label(scores), scores)
-
-
-def split_points(audio: np.ndarray, segment_seconds: float = SEGMENT_SECONDS) -> list[tuple[int, int]]:
-    """(start, end) sample ranges of at most `segment_seconds`, cut at the quietest frame near each limit."""
-    limit = int(segment_seconds * SAMPLE_RATE)
-    frame = int(CUT_FRAME_SECONDS * SAMPLE_RATE)
-    search = int(CUT_SEARCH_SECONDS * SAMPLE_RATE)
-    bounds, start = [], 0
-    while audio.size - start > limit:
-        window = audio[start + limit - search : start + limit]
-        energy = np.square(window[: window.size // frame * frame]).reshape(-1, frame).sum(axis=1)
-        cut = start + limit - search + int(np.argmin(energy)) * frame + frame // 2
-        bounds.append((start, cut))
-        start = cut
-    bounds.append((start, audio.size))
-    return bounds
 
 
 @contextmanager

@@ -21,7 +21,7 @@ import numpy as np
 import zhconv
 
 from emotion import settings
-from emotion.audio import SAMPLE_RATE
+from emotion.audio import SAMPLE_RATE, split_points
 from emotion.errors import EmotionError
 from emotion.labels import LANGUAGES
 
@@ -53,10 +53,6 @@ HOP_SAMPLES = 160
 FRAMES_PER_SECOND = SAMPLE_RATE // (2 * HOP_SAMPLES)
 # Whisper's window: 30 s of mel frames. Longer audio is cut into such windows, each encoded once.
 WINDOW_MEL_FRAMES = 3000
-# A window of a longer clip ends at the quietest 100 ms of its last 5 s, not mid-word at 30 s: a sentence
-# cut by the window's edge was dropped by the decoder on one CPU and kept on another.
-CUT_SEARCH_MEL_FRAMES = 500
-CUT_SMOOTHING_MEL_FRAMES = 10
 # Whisper hallucinates and loops on a fraction of a second of sound; a shorter clip is padded to this.
 MIN_CLIP_SECONDS = 1.0
 # A shortened window still keeps this much padding after the sound, as the full window would, so the decoder
@@ -252,7 +248,7 @@ class Transcriber:
     def _encode_windows(self, audio: np.ndarray) -> list[_Window]:
         mel = self._features(audio)
         windows = []
-        for start, end in _window_bounds(mel):
+        for start, end in _window_bounds(audio, mel.shape[-1]):
             chunk = mel[:, start:end]
             length = self._window_mel_frames(chunk.shape[-1])
             # Zeros after the sound, exactly as Whisper pads its 30-s window.
@@ -522,17 +518,14 @@ def _drop_repeated_tail(tokens: list[int]) -> list[int]:
     return tokens[:keep]
 
 
-def _window_bounds(mel: np.ndarray) -> list[tuple[int, int]]:
-    """(start, end) mel frames of each window: at most WINDOW_MEL_FRAMES long, cut where it is quietest."""
-    loudness = np.convolve(mel.mean(axis=0), np.ones(CUT_SMOOTHING_MEL_FRAMES), mode="same")
-    bounds, start = [], 0
-    while mel.shape[-1] - start > WINDOW_MEL_FRAMES:
-        search_from = start + WINDOW_MEL_FRAMES - CUT_SEARCH_MEL_FRAMES
-        quietest = search_from + int(np.argmin(loudness[search_from : start + WINDOW_MEL_FRAMES]))
-        end = quietest - quietest % 2  # even: an encoder frame is two mel frames, so the windows' frames tile
-        bounds.append((start, end))
-        start = end
-    return [*bounds, (start, mel.shape[-1])]
+def _window_bounds(audio: np.ndarray, mel_frames: int) -> list[tuple[int, int]]:
+    """(start, end) mel frames of each window, cut where `split_points` cuts the audio rather than mid-word at
+    30 s (a sentence across the edge was dropped by the decoder on one CPU and kept on another). Cuts fall on
+    even mel frames: an encoder frame is two of them, so the windows' frames tile the clip."""
+    window_seconds = WINDOW_MEL_FRAMES * HOP_SAMPLES / SAMPLE_RATE
+    cuts = [end // (2 * HOP_SAMPLES) * 2 for _, end in split_points(audio, window_seconds)[:-1]]
+    edges = [0, *cuts, mel_frames]
+    return list(zip(edges, edges[1:], strict=False))
 
 
 def _even(frames: int) -> int:

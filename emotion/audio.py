@@ -1,4 +1,5 @@
-"""Load any audio file as 16 kHz mono float32, or fail with a message a person understands."""
+"""Load any audio file as 16 kHz mono float32, or fail with a message a person understands; cut long audio
+at its pauses."""
 
 import subprocess
 from pathlib import Path
@@ -14,6 +15,10 @@ SAMPLE_RATE = 16000
 SILENCE_PEAK = 1e-3
 # ffmpeg decodes the formats libsndfile cannot (mp3 on old systems, webm, m4a); a stuck decode is killed.
 FFMPEG_TIMEOUT_S = 120
+# A clip longer than Whisper's window is cut at its quietest moment in the last seconds before the limit:
+# where in those seconds a cut may fall, and the frame on which quietness is judged.
+CUT_SEARCH_SECONDS = 5.0
+CUT_FRAME_SECONDS = 0.05
 
 
 def load_audio(path: str | Path, max_seconds: float | None = None) -> np.ndarray:
@@ -98,3 +103,19 @@ def _read_with_ffmpeg(path: Path, max_seconds: float | None) -> np.ndarray:
             f"{path.name!r} could not be read as audio. Use a WAV, FLAC, MP3, OGG, WebM or M4A recording."
         )
     return np.frombuffer(result.stdout, dtype=np.float32).copy()
+
+
+def split_points(audio: np.ndarray, segment_seconds: float) -> list[tuple[int, int]]:
+    """(start, end) sample ranges of at most `segment_seconds`, cut at the quietest frame near each limit."""
+    limit = int(segment_seconds * SAMPLE_RATE)
+    frame = int(CUT_FRAME_SECONDS * SAMPLE_RATE)
+    search = int(CUT_SEARCH_SECONDS * SAMPLE_RATE)
+    bounds, start = [], 0
+    while audio.size - start > limit:
+        window = audio[start + limit - search : start + limit]
+        energy = np.square(window[: window.size // frame * frame]).reshape(-1, frame).sum(axis=1)
+        cut = start + limit - search + int(np.argmin(energy)) * frame + frame // 2
+        bounds.append((start, cut))
+        start = cut
+    bounds.append((start, audio.size))
+    return bounds

@@ -3,8 +3,8 @@ import pytest
 import soundfile
 
 from emotion import Analyzer, EmotionError
-from emotion.analysis import SEGMENT_SECONDS, split_points
-from emotion.audio import SAMPLE_RATE
+from emotion.analysis import SEGMENT_SECONDS
+from emotion.audio import SAMPLE_RATE, split_points
 from emotion.labels import EMOTIONS
 from emotion.synth import synthesize
 
@@ -20,7 +20,7 @@ def test_split_points_cut_long_audio_in_pauses():
     burst, pause = 8 * SAMPLE_RATE, SAMPLE_RATE // 2
     pieces = [np.concatenate([0.3 * rng.standard_normal(burst), np.zeros(pause)]) for _ in range(9)]
     audio = np.concatenate(pieces).astype(np.float32)
-    bounds = split_points(audio)
+    bounds = split_points(audio, SEGMENT_SECONDS)
     assert bounds[0][0] == 0 and bounds[-1][1] == audio.size
     assert all(end == next_start for (_, end), (next_start, _) in zip(bounds, bounds[1:], strict=False))
     assert all(end - start <= SEGMENT_SECONDS * SAMPLE_RATE for start, end in bounds)
@@ -29,7 +29,8 @@ def test_split_points_cut_long_audio_in_pauses():
 
 
 def test_short_audio_is_one_segment():
-    assert split_points(np.ones(SAMPLE_RATE * 29, dtype=np.float32)) == [(0, SAMPLE_RATE * 29)]
+    audio = np.ones(SAMPLE_RATE * 29, dtype=np.float32)
+    assert split_points(audio, SEGMENT_SECONDS) == [(0, SAMPLE_RATE * 29)]
 
 
 def test_a_clip_from_one_call(analyzer, speech_wav):

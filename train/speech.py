@@ -398,15 +398,13 @@ print(f"{sum(p.numel() for p in ensemble.parameters()):,} parameters in {args.me
 # the report and the weights: the members as training left them (last or averaged weights), scored together
 metrics, predicted, ua_by_members = None, None, None
 if val_x:
-    # The ensemble's answer is its members' mean probability; the first k members' mean shows what each
-    # added member bought (k = 1 ... --members).
+    # The answers of the first k members averaged, k = 1 ... --members: what each added member bought. The
+    # last is the ensemble's own answer (its members' mean probability).
     member_probabilities = [predict(member, val_x) for member in ensemble.members]
-    predicted = np.mean(member_probabilities, axis=0).argmax(axis=1)
+    by_members = [np.mean(member_probabilities[:k], axis=0).argmax(1) for k in range(1, args.members + 1)]
+    ua_by_members = [{c: m["ua"] for c, m in corpus_metrics(val_clips, val_y, p).items()} for p in by_members]
+    predicted = by_members[-1]
     metrics = corpus_metrics(val_clips, val_y, predicted)
-    ua_by_members = [
-        {c: m["ua"] for c, m in corpus_metrics(val_clips, val_y, np.mean(first, axis=0).argmax(1)).items()}
-        for first in (member_probabilities[:k] for k in range(1, args.members + 1))
-    ]
 minutes = (time.time() - started) / 60
 summary = {
     "name": args.name,
