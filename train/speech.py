@@ -310,14 +310,17 @@ loss_function = nn.CrossEntropyLoss(weight=class_weights, label_smoothing=args.l
 
 
 def predict(model: nn.Module, sequences: list[np.ndarray]) -> np.ndarray:
-    """Probabilities for many sequences, in batches, in eval mode."""
+    """Probabilities for many sequences, in eval mode, in batches of similar length (less padding)."""
     model.eval()
-    probabilities = []
+    order = np.argsort([len(s) for s in sequences], kind="stable")
+    probabilities = np.zeros((len(sequences), len(EMOTIONS)), dtype=np.float32)
     with torch.inference_mode():
-        for start in range(0, len(sequences), 128):
-            probabilities.append(model(*pad_frames(sequences[start : start + 128])).softmax(dim=-1))
+        for start in range(0, len(order), 128):
+            rows = order[start : start + 128]
+            logits = model(*pad_frames([sequences[i] for i in rows]))
+            probabilities[rows] = logits.softmax(dim=-1).numpy()
     model.train()
-    return torch.cat(probabilities).numpy()
+    return probabilities
 
 
 def mask_time(frames: torch.Tensor, lengths: torch.Tensor, rng: np.random.Generator) -> None:
