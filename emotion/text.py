@@ -15,7 +15,7 @@ import torch
 from emotion import settings
 from emotion.errors import EmotionError
 from emotion.labels import LANGUAGES, SENTIMENTS
-from emotion.text_model import TOKENIZERS, SentimentEnsemble, Vocabulary, pad_batch
+from emotion.text_model import TOKENIZERS, SentimentEnsemble, Vocabulary, pad_batch, unpack_state
 
 # Han ideographs (basic, extension A, compatibility) and the CJK punctuation and full-width forms around them.
 _CJK = re.compile(r"[\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef]")
@@ -108,7 +108,7 @@ def _load_network(weights_dir: Path, code: str) -> tuple[SentimentEnsemble, Voca
     )
     state = torch.load(paths[0], map_location="cpu", weights_only=True)
     try:
-        network.load_state_dict({name: tensor.float() for name, tensor in state.items()})
+        network.load_state_dict(unpack_state(state))
     except RuntimeError as error:
         raise EmotionError(
             f"The text-sentiment weights in {weights_dir} do not fit this version of the code. "

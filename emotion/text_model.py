@@ -18,6 +18,7 @@ from emotion import settings
 from emotion.ensemble import Ensemble
 
 PAD, UNK = "<pad>", "<unk>"
+SCALE_SUFFIX = ".scale"  # beside an int8 table on disk: one scale a row
 
 _WHITESPACE = re.compile(r"\s+")
 # An English word, with its inner apostrophes ("doesn't", "century's"), or any single other visible character.
@@ -108,6 +109,33 @@ def pad_batch(sequences: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.T
     for row, ids in enumerate(sequences):
         batch[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
     return batch, lengths
+
+
+def pack_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The weights as stored on disk: the embedding tables, most of a file, as int8 with a float16 scale a
+    row (a quarter of float32); every other float as float16."""
+    packed = {}
+    for name, tensor in state.items():
+        if name.endswith("embedding.weight"):
+            scale = tensor.abs().amax(dim=1, keepdim=True).clamp_min(1e-8) / 127
+            packed[name] = torch.round(tensor / scale).to(torch.int8)
+            packed[name + SCALE_SUFFIX] = scale.half()
+        else:
+            packed[name] = tensor.half() if tensor.is_floating_point() else tensor
+    return packed
+
+
+def unpack_state(packed: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """float32 weights from `pack_state`'s form (or from plain float16 files, as written before it)."""
+    state = {}
+    for name, tensor in packed.items():
+        if name.endswith(SCALE_SUFFIX):
+            continue
+        if tensor.dtype == torch.int8:
+            state[name] = tensor.float() * packed[name + SCALE_SUFFIX].float()
+        else:
+            state[name] = tensor.float() if tensor.is_floating_point() else tensor
+    return state
 
 
 class SentimentLSTM(nn.Module):

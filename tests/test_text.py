@@ -12,7 +12,16 @@ import torch
 from emotion import settings
 from emotion.errors import EmotionError
 from emotion.text import Sentiment, SentimentModel, _load_network, detect_language, load_sentiment_model
-from emotion.text_model import SentimentEnsemble, Vocabulary, normalise, pad_batch, tokenize_en, tokenize_zh
+from emotion.text_model import (
+    SentimentEnsemble,
+    Vocabulary,
+    normalise,
+    pack_state,
+    pad_batch,
+    tokenize_en,
+    tokenize_zh,
+    unpack_state,
+)
 
 HAVE_DATA = (settings.DATA_DIR / "text" / "zh" / "corpus.csv").exists()
 needs_data = pytest.mark.skipif(not HAVE_DATA, reason="training data not in ../shared/data")
@@ -73,6 +82,23 @@ def test_ensemble_averages_its_members_probabilities():
     assert not torch.allclose(members[0], members[1])  # the members differ
 
 
+def test_packed_weights_store_embeddings_as_int8_and_keep_the_answers():
+    torch.manual_seed(0)
+    ensemble = SentimentEnsemble(2, 500, 16, 8, True, 0.0).eval()
+    ids, lengths = pad_batch([[2, 30, 400], [5, 6], [499]])
+    packed = pack_state(ensemble.state_dict())
+    assert packed["members.0.embedding.weight"].dtype == torch.int8
+    assert packed["members.0.lstm.weight_ih_l0"].dtype == torch.float16
+    restored = SentimentEnsemble(2, 500, 16, 8, True, 0.0).eval()
+    restored.load_state_dict(unpack_state(packed))
+    table, back = ensemble.members[0].embedding.weight, restored.members[0].embedding.weight
+    assert torch.all((table - back).abs() <= table.abs().amax(1, keepdim=True) / 254 + 1e-3)
+    with torch.no_grad():
+        assert torch.allclose(
+            torch.softmax(restored(ids, lengths), 1), torch.softmax(ensemble(ids, lengths), 1), atol=0.02
+        )
+
+
 def test_pretrain_then_finetune_smoke(tmp_path):
     from train.text import main
 
@@ -116,7 +142,7 @@ def test_detect_language(text, asr, expected):
 def test_committed_weights_are_small():
     folder = settings.WEIGHTS_DIR / "text"
     for name in ("zh.pt", "en.pt", "zh-vocab.json", "en-vocab.json"):
-        # three float16 ensemble members a language: about 6 MB (zh) and 7 MB (en)
+        # three ensemble members a language, embeddings in int8 or float16: a few MB
         assert (folder / name).stat().st_size < 8_000_000, name
 
 
