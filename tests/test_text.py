@@ -246,6 +246,41 @@ def test_held_out_texts_never_reach_training():
 
 
 @needs_data
+def test_validation_folds_keep_the_test_rows_and_never_overlap():
+    from train.text import splits
+
+    folds = [splits("zh", settings.DATA_DIR, val_fold=k) for k in range(3)]
+    assert all(f["test"] == folds[0]["test"] for f in folds)
+    vals = [{normalise(t) for t, _ in f["val"]} for f in folds]
+    assert all(len(v) == len(folds[0]["val"]) for v in vals)
+    assert vals[0].isdisjoint(vals[1]) and vals[1].isdisjoint(vals[2])
+    for fold, val in zip(folds, vals, strict=True):
+        assert val.isdisjoint(normalise(t) for t, _ in fold["train"])
+        assert len(fold["target_train"]) + len(fold["val"]) + len(fold["test"]) == 3503
+
+
+def test_cooccurrence_vectors_put_words_of_like_contexts_together():
+    from train.text import cooccurrence_vectors
+
+    # ids 2-3 ("good", "great") share their neighbours, 4 ("bad") has others; 0 pads and 1 is unknown
+    rng = torch.Generator().manual_seed(0)
+    texts = []
+    for _ in range(400):
+        context = torch.randint(5, 15, (4,), generator=rng).tolist()
+        other = torch.randint(15, 25, (4,), generator=rng).tolist()
+        word = 2 + int(torch.randint(0, 2, (1,), generator=rng))
+        texts += [context[:2] + [word] + context[2:], other[:2] + [4, 1] + other[2:]]
+    vectors = torch.from_numpy(cooccurrence_vectors(texts, n_tokens=25, dims=8, window=2))
+    assert vectors.shape == (25, 8)
+    assert torch.allclose(vectors.std(0, unbiased=False), torch.ones(8), atol=1e-3)
+
+    def cosine(a: int, b: int) -> float:
+        return float(torch.nn.functional.cosine_similarity(vectors[a], vectors[b], dim=0))
+
+    assert cosine(2, 3) > 0.9 and cosine(2, 4) < 0.5
+
+
+@needs_data
 def test_training_smoke(tmp_path):
     from train.text import main
 
