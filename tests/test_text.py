@@ -246,6 +246,20 @@ def test_held_out_texts_never_reach_training():
 
 
 @needs_data
+def test_english_corpus_is_read_as_utf8_and_latin1_alike(tmp_path):
+    from train.text import read_en
+
+    rows = read_en(settings.DATA_DIR)
+    assert len(rows) == 10662 and any("clichés" in text for text, _ in rows)
+    assert not any("Ã" in text for text, _ in rows)
+    folder = tmp_path / "text" / "en" / "sentence_polarity"
+    folder.mkdir(parents=True)
+    (folder / "rt-polarity.pos").write_bytes("a café , and clichés\n".encode("latin-1"))
+    (folder / "rt-polarity.neg").write_bytes("dull\n".encode("latin-1"))
+    assert read_en(tmp_path) == [("a café , and clichés", 0), ("dull", 1)]
+
+
+@needs_data
 def test_validation_folds_keep_the_test_rows_and_never_overlap():
     from train.text import splits
 

@@ -130,10 +130,16 @@ def read_zh_extra(data_dir: Path) -> list[Row]:
 
 
 def read_en(data_dir: Path) -> list[Row]:
+    """rt-polarity.pos / .neg, one sentence a line: UTF-8 in shared/ (its README says so), ISO-8859-1 as
+    Cornell distributes them. Read as ISO-8859-1, the UTF-8 files turned "clichés" into "clichã©s"."""
     folder = data_dir / "text" / "en" / "sentence_polarity"
     rows = []
     for suffix, label in (("pos", "positive"), ("neg", "negative")):
-        lines = (folder / f"rt-polarity.{suffix}").read_text(encoding="latin-1").splitlines()
+        raw = (folder / f"rt-polarity.{suffix}").read_bytes()
+        try:
+            lines = raw.decode("utf-8").splitlines()
+        except UnicodeDecodeError:
+            lines = raw.decode("latin-1").splitlines()
         rows += [(line, LABEL_IDS[label]) for line in lines if line.strip()]
     return rows
 
