@@ -349,15 +349,17 @@ def train(
         dims = config["embedding_dim"] - 1
         vectors = cooccurrence_vectors(corpus_ids, len(vocab), dims, config["vector_window"])
 
+    ratio = None
+    if config["nb_init"]:  # log((n_pos + 1) / (n_neg + 1)) of each id on the training rows
+        counts = np.ones((len(vocab), 2))
+        for ids, label in zip(encoded["train"], labels["train"], strict=True):
+            np.add.at(counts[:, label], np.unique(ids), 1)
+        ratio = np.log(counts[:, LABEL_IDS["positive"]] / counts[:, LABEL_IDS["negative"]])
+
     def initialise(model: SentimentLSTM) -> None:
-        """Embedding starts: dimension 0 at the naive-Bayes log-count ratio log((n_pos + 1) / (n_neg + 1)) of
-        each id on the training rows; with word vectors, the others at the token's co-occurrence vector."""
+        """Embedding starts: dimension 0 at the naive-Bayes ratio, the others at the co-occurrence vectors."""
         with torch.no_grad():
-            if config["nb_init"]:
-                counts = np.ones((len(vocab), 2))
-                for ids, label in zip(encoded["train"], labels["train"], strict=True):
-                    np.add.at(counts[:, label], np.unique(ids), 1)
-                ratio = np.log(counts[:, LABEL_IDS["positive"]] / counts[:, LABEL_IDS["negative"]])
+            if ratio is not None:
                 model.embedding.weight[:, 0] = torch.tensor(ratio, dtype=torch.float32)
             if vectors is not None:
                 model.embedding.weight[:, 1:] = torch.from_numpy(vectors)
