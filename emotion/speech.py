@@ -105,7 +105,8 @@ class SpeechCNN(nn.Module):
             x = self.dropout(self.pool(block(x * mask) * mask))
             lengths = (lengths + 1) // 2
             mask = frame_mask(lengths, x.shape[-1])
-        return self.head(mean_and_std(x, mask))
+        # Statistics in float32 even when training runs under bfloat16 autocast.
+        return self.head(mean_and_std(x.float(), mask))
 
 
 def frame_mask(lengths: torch.Tensor, n_frames: int) -> torch.Tensor:

@@ -13,6 +13,7 @@ from emotion.features import N_FEATURES
 from emotion.labels import EMOTIONS
 from emotion.speech import (
     SpeechCNN,
+    SpeechModel,
     checkpoint_path,
     load_speech_model,
     pad_frames,
@@ -184,14 +185,20 @@ def test_training_smoke_splits_by_speaker(tmp_path, model):
 
 
 @needs_corpora
-def test_training_on_all_speakers_keeps_every_member(tmp_path):
-    command = [sys.executable, "-m", "train.speech", "--model", "acoustic", "--limit", "24", "--epochs", "1",
-               "--members", "2", "--all-speakers", "--workers", "1", "--weights-dir", str(tmp_path / "w"),
-               "--reports-dir", str(tmp_path / "r"), "--cache-dir", str(tmp_path / "c"),
-               "--name", "all"]  # fmt: skip
-    subprocess.run(command, check=True, capture_output=True, timeout=300)
-    trained = load_speech_model("all", tmp_path / "w")
+def test_training_on_all_speakers_keeps_every_member_and_side_by_side_trains_the_same_members(tmp_path):
+    def train(name: str, processes: str) -> SpeechModel:
+        command = [sys.executable, "-m", "train.speech", "--model", "acoustic", "--limit", "24", "--epochs",
+                   "1", "--members", "2", "--all-speakers", "--workers", processes, "--threads", processes,
+                   "--weights-dir", str(tmp_path / "w"), "--reports-dir", str(tmp_path / "r"),
+                   "--cache-dir", str(tmp_path / "c"), "--name", name]  # fmt: skip
+        subprocess.run(command, check=True, capture_output=True, timeout=300)
+        return load_speech_model(name, tmp_path / "w")
+
+    trained = train("all", "1")
     assert len(trained.network.members) == 2
+    side_by_side = train("side-by-side", "2").network.state_dict()  # two processes of one thread each
+    for name, tensor in trained.network.state_dict().items():
+        torch.testing.assert_close(side_by_side[name], tensor, rtol=0, atol=0)
     metrics = json.loads((tmp_path / "r" / "all_metrics.json").read_text())
     assert metrics["validation"] is None and not metrics["validation_speakers"]
     assert metrics["training_clips"] == 24  # every clip of the sample trains
