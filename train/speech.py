@@ -432,6 +432,7 @@ history: list[dict] = []
 if args.workers > 1 and args.members > 1:
     # Members are independent: all at once, one thread each. On two cores, two at once took 83 ms a step each
     # against 100 for one at a time on two threads; three at once leave no core idle while the last trains.
+    # Forked, so that each process inherits the loaded inputs instead of loading them again.
     with get_context("fork").Pool(args.members) as pool:
         trained = pool.map(train_member_alone, seeds)
     members = []
