@@ -313,3 +313,20 @@ def test_training_smoke(tmp_path):
     results = trained.predict(["很好", "good"])
     assert [r.language for r in results] == ["zh", "en"]
     assert (settings.WEIGHTS_DIR / "text").resolve() != weights.resolve()
+
+
+@needs_data
+def test_members_trained_side_by_side_are_the_members_trained_one_after_another(tmp_path):
+    from train.text import main
+
+    weights = {}
+    for workers in (1, 2):
+        folder = tmp_path / f"workers-{workers}"
+        argv = ["--language", "en", "--weights-dir", str(folder), "--max-rows", "200"]
+        argv += ["--workers", str(workers), "--set", "epochs=1", "--set", "members=2"]
+        assert main(argv) == 0
+        weights[workers] = torch.load(folder / "en.pt", weights_only=True)
+    assert weights[1].keys() == weights[2].keys()
+    assert all(torch.equal(weights[1][name], weights[2][name]) for name in weights[1])
+    # the two members are two different networks, not one trained twice
+    assert not torch.equal(weights[2]["members.0.head.weight"], weights[2]["members.1.head.weight"])

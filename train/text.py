@@ -296,8 +296,21 @@ def fit(
     return history
 
 
+def fit_member(job: tuple) -> tuple[dict[str, torch.Tensor], list[dict]]:
+    """`fit`'s arguments in, the member's weights and history out: the same in a worker process."""
+    torch.set_num_threads(THREADS)
+    model, *arguments = job
+    history = fit(model, *arguments)
+    return model.state_dict(), history
+
+
 def train(
-    language: str, data_dir: Path, weights_dir: Path, config: dict, max_rows: int | None = None
+    language: str,
+    data_dir: Path,
+    weights_dir: Path,
+    config: dict,
+    max_rows: int | None = None,
+    workers: int = 1,
 ) -> dict:
     """Trains one language into weights_dir: {language}.pt, -vocab.json, -settings.json; gives metrics.
 
@@ -305,7 +318,8 @@ def train(
     review sets too), then each of the `members` starts from it and is fine-tuned on the target corpus's
     training rows alone (`corpus_repeats` times an epoch). Without it, each member trains from scratch on all
     training rows. With `refit` the validation rows are training rows and the last epoch is kept; without
-    it each member keeps its epoch best on validation. The saved model averages the members' probabilities."""
+    it each member keeps its epoch best on validation. The saved model averages the members' probabilities.
+    With `workers` > 1 that many processes train the members side by side."""
     torch.set_num_threads(THREADS)
     random.seed(SEED)
     np.random.seed(SEED)
@@ -384,36 +398,26 @@ def train(
         pretrained = base.state_dict()
     target_ids = encoded["train"][:n_target] * config["corpus_repeats"]
     target_labels = labels["train"][:n_target] * config["corpus_repeats"]
-    member_metrics = []
+    jobs = []
     for k, member in enumerate(ensemble.members):
-        seed = SEED + k
-        torch.manual_seed(seed)
         if pretrained is not None:
             member.load_state_dict(pretrained)
-            member_history = fit(
-                member,
-                target_ids,
-                target_labels,
-                config,
-                config["epochs"],
-                config["finetune_lr"],
-                seed,
-                f"{language} member {k}",
-                val,
-            )
+            rows, lr = (target_ids, target_labels), config["finetune_lr"]
         else:
             initialise(member)
-            member_history = fit(
-                member,
-                encoded["train"] + target_ids[n_target:],
-                labels["train"] + target_labels[n_target:],
-                config,
-                config["epochs"],
-                config["lr"],
-                seed,
-                f"{language} member {k}",
-                val,
-            )
+            rows = (encoded["train"] + target_ids[n_target:], labels["train"] + target_labels[n_target:])
+            lr = config["lr"]
+        jobs.append((member, *rows, config, config["epochs"], lr, SEED + k, f"{language} member {k}", val))
+    if workers > 1 and len(jobs) > 1:
+        # Members are independent: side by side, one thread each, the same weights as one after another.
+        fork = multiprocessing.get_context("fork")  # no second import of torch, jieba and the package
+        with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=fork) as pool:
+            trained = list(pool.map(fit_member, jobs))
+    else:
+        trained = [fit_member(job) for job in jobs]
+    member_metrics = []
+    for k, (member, (state, member_history)) in enumerate(zip(ensemble.members, trained, strict=True)):
+        member.load_state_dict(state)
         history[f"member {k}"] = member_history
         scores = {"test_accuracy": accuracy(predict(member, encoded["test"]), parts["test"])}
         if val:
@@ -627,6 +631,12 @@ def main(argv=None) -> int:
         "--max-rows", type=int, default=None, help="use only this many rows of each part (smoke tests)"
     )
     parser.add_argument(
+        "--workers",
+        type=int,
+        default=3,
+        help="processes that train a language's members side by side, one thread each (1: one after another)",
+    )
+    parser.add_argument(
         "--set", action="append", default=[], metavar="NAME=VALUE", help="override a model setting"
     )
     args = parser.parse_args(argv)
@@ -641,7 +651,10 @@ def main(argv=None) -> int:
             for item in args.set:
                 name, value = item.split("=", 1)
                 configs[language][name] = parse_value(value)
-        jobs = [(code, args.data_dir, args.weights_dir, configs[code], args.max_rows) for code in languages]
+        jobs = [
+            (code, args.data_dir, args.weights_dir, configs[code], args.max_rows, args.workers)
+            for code in languages
+        ]
         if len(jobs) > 1:  # one process a language, one thread each: both cores of the machine
             with ProcessPoolExecutor(len(jobs), mp_context=multiprocessing.get_context("spawn")) as pool:
                 results = list(pool.map(train, *zip(*jobs, strict=True)))
