@@ -655,7 +655,7 @@ def main(argv=None) -> int:
             (code, args.data_dir, args.weights_dir, configs[code], args.max_rows, args.workers)
             for code in languages
         ]
-        if len(jobs) > 1:  # one process a language, one thread each: both cores of the machine
+        if len(jobs) > 1:  # one process a language, and its members in processes of their own (--workers)
             with ProcessPoolExecutor(len(jobs), mp_context=multiprocessing.get_context("spawn")) as pool:
                 results = list(pool.map(train, *zip(*jobs, strict=True)))
         else:
