@@ -10,11 +10,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from emotion import settings
 from emotion.errors import EmotionError
 from emotion.labels import LANGUAGES, SENTIMENTS
+from emotion.sentence_encoder import EncoderHead, load_head
 from emotion.text_model import TOKENIZERS, SentimentEnsemble, Vocabulary, pad_batch, unpack_state
 
 # Han ideographs (basic, extension A, compatibility) and the CJK punctuation and full-width forms around them.
@@ -48,8 +50,13 @@ def detect_language(text: str, asr_language: str | None = None) -> str:
 class SentimentModel:
     """Both languages' networks, loaded once; `predict` judges many texts in a few batched forward passes."""
 
-    def __init__(self, networks: dict[str, tuple[SentimentEnsemble, Vocabulary, int]]):
+    def __init__(
+        self,
+        networks: dict[str, tuple[SentimentEnsemble, Vocabulary, int]],
+        heads: dict[str, EncoderHead] | None = None,
+    ):
         self.networks = networks
+        self.heads = heads or {}  # a language's pre-trained sentence encoder, averaged with its LSTM
 
     def predict(
         self, texts: Sequence[str], language: str = "auto", asr_language: str | None = None
@@ -72,15 +79,18 @@ class SentimentModel:
             encoded = [vocab.encode(tokenize(texts[i]), max_tokens) for i in indices]
             # longest first in batches of similar length: little padding, and thousands of texts in seconds
             order = sorted(range(len(indices)), key=lambda j: len(encoded[j]), reverse=True)
+            probabilities = np.zeros((len(indices), len(SENTIMENTS)), dtype=np.float32)
             with torch.inference_mode():
                 for start in range(0, len(order), _BATCH):
                     chunk = order[start : start + _BATCH]
                     ids, lengths = pad_batch([encoded[j] for j in chunk])
-                    probabilities = torch.softmax(network(ids, lengths).float(), dim=1).tolist()
-                    for j, row in zip(chunk, probabilities, strict=True):
-                        scores = dict(zip(SENTIMENTS, row, strict=True))
-                        label = max(scores, key=scores.get)
-                        results[indices[j]] = Sentiment(texts[indices[j]], code, label, scores)
+                    probabilities[chunk] = torch.softmax(network(ids, lengths).float(), dim=1).numpy()
+            if code in self.heads:
+                head = self.heads[code]
+                probabilities = head.blend(probabilities, head.encoder.embed([texts[i] for i in indices]))
+            for i, row in zip(indices, probabilities.tolist(), strict=True):
+                scores = dict(zip(SENTIMENTS, row, strict=True))
+                results[i] = Sentiment(texts[i], code, max(scores, key=scores.get), scores)
         return results
 
 
@@ -119,6 +129,8 @@ def _load_network(weights_dir: Path, code: str) -> tuple[SentimentEnsemble, Voca
 
 
 def load_sentiment_model(weights_dir: Path = settings.WEIGHTS_DIR) -> SentimentModel:
-    """Both languages from weights_dir/text/ (or weights_dir itself when it holds the files directly)."""
+    """Both languages from weights_dir/text/ (or weights_dir itself when it holds the files directly), each
+    with its sentence-encoder head where `{language}-encoder.json` lies beside its weights (English)."""
     folder = weights_dir / "text" if (weights_dir / "text").is_dir() else weights_dir
-    return SentimentModel({code: _load_network(folder, code) for code in LANGUAGES})
+    heads = {path.name.split("-")[0]: load_head(path) for path in sorted(folder.glob("*-encoder.json"))}
+    return SentimentModel({code: _load_network(folder, code) for code in LANGUAGES}, heads)

@@ -23,6 +23,7 @@ SCALE_SUFFIX = ".scale"  # beside an int8 table on disk: one scale a row
 _WHITESPACE = re.compile(r"\s+")
 # An English word, with its inner apostrophes ("doesn't", "century's"), or any single other visible character.
 _ENGLISH_TOKEN = re.compile(r"\w+(?:'\w+)*|[^\w\s]")
+MAX_CHARS = 2000  # a text is read from its start: a 100,000-character paste stays fast
 
 
 def normalise(text: str) -> str:
@@ -42,12 +43,12 @@ def _jieba() -> ModuleType:
     return jieba
 
 
-def tokenize_zh(text: str, max_chars: int = 2000) -> list[str]:
+def tokenize_zh(text: str, max_chars: int = MAX_CHARS) -> list[str]:
     """jieba words, whitespace dropped; long texts are cut to their start before segmenting."""
     return [word for word in _jieba().lcut(normalise(text)[:max_chars]) if not word.isspace()]
 
 
-def tokenize_en(text: str, max_chars: int = 2000) -> list[str]:
+def tokenize_en(text: str, max_chars: int = MAX_CHARS) -> list[str]:
     """Lower-cased words with their apostrophes; every other visible character (punctuation, emoji) alone."""
     return _ENGLISH_TOKEN.findall(normalise(text)[:max_chars])
 

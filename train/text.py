@@ -28,6 +28,7 @@ from tqdm import tqdm
 
 from emotion import settings
 from emotion.labels import SENTIMENTS
+from emotion.sentence_encoder import EncoderHead, load_sentence_encoder
 from emotion.text_model import (
     TOKENIZERS,
     SentimentEnsemble,
@@ -77,6 +78,7 @@ MODELS = {
         # the last epoch is kept (+0.7 zh, +0.8 en on test, docs/text.md), as the baselines fit on both
         refit=True,
         val_fold=0,  # which block of the non-test rows validates (0 the usual; others to check a choice)
+        sentence_encoder=False,  # all-MiniLM-L6-v2 is English only
     ),
     "en": dict(
         vocab_size=20000,
@@ -102,6 +104,11 @@ MODELS = {
         vector_window=2,
         refit=True,
         val_fold=0,  # which block of the non-test rows validates (0 the usual; others to check a choice)
+        # a logistic regression on a pre-trained sentence encoder's vectors, averaged with the LSTM: 81.3%
+        # against 79.5% over four validation folds (docs/text.md)
+        sentence_encoder=True,
+        encoder_share=0.5,  # 0.4 / 0.5 / 0.6 read 81.21 / 81.29 / 81.36%: the plain average, within the noise
+        encoder_c=1.0,  # the regression's inverse regularisation: 0.3-10 within 0.05 points
     ),
 }
 # -----------------------------------------------------------------------------
@@ -427,10 +434,30 @@ def train(
     packed = pack_state(ensemble.state_dict())
     ensemble.load_state_dict(unpack_state(packed))  # the figures below are those of the file that ships
     ensemble.eval()
-    val_accuracy = accuracy(predict(ensemble, encoded["val"]), parts["val"]) if val else None
-    test_accuracy = accuracy(predict(ensemble, encoded["test"]), parts["test"])
+    probabilities = {name: predict(ensemble, encoded[name]) for name in ("val", "test")}
+    lstm_accuracy = {name: accuracy(probabilities[name], parts[name]) for name in probabilities}
+    head_path = weights_dir / f"{language}-encoder.json"
+    head_path.unlink(missing_ok=True)  # a head left by an earlier run must not join this run's LSTM
+    if config["sentence_encoder"]:
+        from sklearn.linear_model import LogisticRegression
+
+        encoder = load_sentence_encoder()
+        vectors = {
+            name: encoder.embed([text for text, _ in parts[name]], progress=f"{language} encode {name}")
+            for name in ("train", "val", "test")
+        }
+        regression = LogisticRegression(C=config["encoder_c"], max_iter=3000)
+        regression.fit(vectors["train"], labels["train"])  # the log-odds of label 1, "negative"
+        head = EncoderHead(
+            encoder, regression.coef_[0], float(regression.intercept_[0]), config["encoder_share"]
+        )
+        probabilities = {name: head.blend(probabilities[name], vectors[name]) for name in probabilities}
+    val_accuracy = accuracy(probabilities["val"], parts["val"]) if val else None
+    test_accuracy = accuracy(probabilities["test"], parts["test"])
 
     weights_dir.mkdir(parents=True, exist_ok=True)
+    if config["sentence_encoder"]:
+        head.save(head_path)
     torch.save(packed, weights_dir / f"{language}.pt")
     (weights_dir / f"{language}-vocab.json").write_text(
         json.dumps(vocab.tokens, ensure_ascii=False), encoding="utf-8"
@@ -442,6 +469,8 @@ def train(
         "test_accuracy": test_accuracy,
         "val_accuracy": val_accuracy,
         "members": member_metrics,
+        "lstm_test_accuracy": lstm_accuracy["test"],
+        "lstm_val_accuracy": lstm_accuracy["val"] if val else None,
         "rows": {name: len(parts[name]) for name in ("train", "val", "test", "target_train")},
         "vocab_size": len(vocab),
         "parameters": sum(p.numel() for p in ensemble.parameters()),
@@ -453,7 +482,7 @@ def train(
         + (f"val {val_accuracy:.4f}" if val else "validation rows trained on")
         + "; members' test "
         + ", ".join(f"{m['test_accuracy']:.4f}" for m in member_metrics)
-        + f") in {metrics['seconds']:.0f} s"
+        + f"; LSTM alone {lstm_accuracy['test']:.4f}) in {metrics['seconds']:.0f} s"
     )
     return metrics
 
