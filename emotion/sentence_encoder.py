@@ -61,7 +61,8 @@ class SentenceEncoder:
     @torch.inference_mode()
     def embed(self, texts: Sequence[str], progress: str | None = None) -> np.ndarray:
         """One vector a text, in input order; `progress` names a tqdm bar (training)."""
-        texts = [text[:MAX_CHARS] for text in texts]
+        # the tokenizer takes only valid UTF-8: a lone surrogate (from a broken paste) becomes "?"
+        texts = [text[:MAX_CHARS].encode("utf-8", "replace").decode("utf-8") for text in texts]
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # similar lengths: little padding
         out = np.zeros((len(texts), self.model.config.hidden_size), dtype=np.float32)
         for start in tqdm(range(0, len(order), BATCH), desc=progress, disable=progress is None, leave=False):

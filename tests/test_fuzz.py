@@ -395,8 +395,17 @@ def test_sentiment_of_any_text(sentiment_model, text, language):
         ("happy 开心 😀 " * 12_500)[:100_000],
         "\U0001f600" * 100_000,
         "\x00\x01\x7f" * 1000,
+        "a broken paste \ud800 good",  # not valid UTF-8: the English sentence encoder's tokenizer refused it
     ],
-    ids=["mixed scripts", "100k latin", "100k han", "100k mixed", "100k emoji", "control characters"],
+    ids=[
+        "mixed scripts",
+        "100k latin",
+        "100k han",
+        "100k mixed",
+        "100k emoji",
+        "control characters",
+        "surrogate",
+    ],
 )
 @pytest.mark.parametrize("language", ["auto", "zh", "en"])
 def test_sentiment_of_long_and_mixed_texts(sentiment_model, text, language):
