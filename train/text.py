@@ -434,8 +434,10 @@ def train(
     packed = pack_state(ensemble.state_dict())
     ensemble.load_state_dict(unpack_state(packed))  # the figures below are those of the file that ships
     ensemble.eval()
-    probabilities = {name: predict(ensemble, encoded[name]) for name in ("val", "test")}
-    lstm_accuracy = {name: accuracy(probabilities[name], parts[name]) for name in probabilities}
+    scored = ("val", "test") if val else ("test",)  # with refit the validation rows are training rows
+    probabilities = {name: predict(ensemble, encoded[name]) for name in scored}
+    lstm_accuracy = {name: accuracy(probabilities[name], parts[name]) for name in scored}
+    weights_dir.mkdir(parents=True, exist_ok=True)
     head_path = weights_dir / f"{language}-encoder.json"
     head_path.unlink(missing_ok=True)  # a head left by an earlier run must not join this run's LSTM
     if config["sentence_encoder"]:
@@ -444,20 +446,18 @@ def train(
         encoder = load_sentence_encoder()
         vectors = {
             name: encoder.embed([text for text, _ in parts[name]], progress=f"{language} encode {name}")
-            for name in ("train", "val", "test")
+            for name in ("train", *scored)
         }
         regression = LogisticRegression(C=config["encoder_c"], max_iter=3000)
         regression.fit(vectors["train"], labels["train"])  # the log-odds of label 1, "negative"
         head = EncoderHead(
             encoder, regression.coef_[0], float(regression.intercept_[0]), config["encoder_share"]
         )
-        probabilities = {name: head.blend(probabilities[name], vectors[name]) for name in probabilities}
+        head.save(head_path)
+        probabilities = {name: head.blend(probabilities[name], vectors[name]) for name in scored}
     val_accuracy = accuracy(probabilities["val"], parts["val"]) if val else None
     test_accuracy = accuracy(probabilities["test"], parts["test"])
 
-    weights_dir.mkdir(parents=True, exist_ok=True)
-    if config["sentence_encoder"]:
-        head.save(head_path)
     torch.save(packed, weights_dir / f"{language}.pt")
     (weights_dir / f"{language}-vocab.json").write_text(
         json.dumps(vocab.tokens, ensure_ascii=False), encoding="utf-8"
@@ -470,7 +470,7 @@ def train(
         "val_accuracy": val_accuracy,
         "members": member_metrics,
         "lstm_test_accuracy": lstm_accuracy["test"],
-        "lstm_val_accuracy": lstm_accuracy["val"] if val else None,
+        "lstm_val_accuracy": lstm_accuracy.get("val"),
         "rows": {name: len(parts[name]) for name in ("train", "val", "test", "target_train")},
         "vocab_size": len(vocab),
         "parameters": sum(p.numel() for p in ensemble.parameters()),
