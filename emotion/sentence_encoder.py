@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from emotion import settings
 from emotion.errors import EmotionError
+from emotion.linear_head import LinearHead
 from emotion.text_model import MAX_CHARS
 
 ENCODER_NAME = "all-MiniLM-L6-v2"
@@ -89,18 +90,13 @@ def load_sentence_encoder() -> SentenceEncoder:
 
 
 @dataclass
-class EncoderHead:
-    """A logistic regression on the encoder's vectors (log-odds of "negative") and its share of the answer."""
+class EncoderHead(LinearHead):
+    """A logistic regression on the encoder's vectors."""
 
     encoder: SentenceEncoder
-    coef: np.ndarray
-    intercept: float
-    share: float
 
-    def blend(self, probabilities: np.ndarray, vectors: np.ndarray) -> np.ndarray:
-        """The LSTM's (positive, negative) probabilities averaged with the regression's, `share` to it."""
-        negative = 1 / (1 + np.exp(-(vectors @ self.coef + self.intercept)))
-        return (1 - self.share) * probabilities + self.share * np.stack([1 - negative, negative], axis=1)
+    def features(self, texts: Sequence[str]) -> np.ndarray:
+        return self.encoder.embed(texts)
 
     def save(self, path: Path) -> None:
         head = {"encoder": ENCODER_NAME, "share": self.share, "intercept": float(self.intercept)}
@@ -110,4 +106,4 @@ class EncoderHead:
 def load_head(path: Path) -> EncoderHead:
     head = json.loads(path.read_text(encoding="utf-8"))
     coef = np.array(head["coef"], dtype=np.float32)
-    return EncoderHead(load_sentence_encoder(), coef, head["intercept"], head["share"])
+    return EncoderHead(coef, head["intercept"], head["share"], load_sentence_encoder())

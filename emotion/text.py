@@ -16,13 +16,15 @@ import torch
 from emotion import settings
 from emotion.errors import EmotionError
 from emotion.labels import LANGUAGES, SENTIMENTS
-from emotion.sentence_encoder import EncoderHead, load_head
+from emotion.linear_head import LinearHead, load_ngram_head
+from emotion.sentence_encoder import load_head
 from emotion.text_model import TOKENIZERS, SentimentEnsemble, Vocabulary, pad_batch, unpack_state
 
 # Han ideographs (basic, extension A, compatibility) and the CJK punctuation and full-width forms around them.
 _CJK = re.compile(r"[\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef]")
 _LETTER = re.compile(r"[^\W\d_]")  # any letter of any script
 _BATCH = 256
+HEAD_LOADERS = {"encoder": load_head, "ngrams": load_ngram_head}  # {language}-{kind}.json beside the weights
 
 
 @dataclass
@@ -53,10 +55,10 @@ class SentimentModel:
     def __init__(
         self,
         networks: dict[str, tuple[SentimentEnsemble, Vocabulary, int]],
-        heads: dict[str, EncoderHead] | None = None,
+        heads: dict[str, LinearHead] | None = None,
     ):
         self.networks = networks
-        self.heads = heads or {}  # a language's pre-trained sentence encoder, averaged with its LSTM
+        self.heads = heads or {}  # a language's linear model, averaged with its LSTM (emotion.linear_head)
 
     def predict(
         self, texts: Sequence[str], language: str = "auto", asr_language: str | None = None
@@ -87,7 +89,7 @@ class SentimentModel:
                     probabilities[chunk] = torch.softmax(network(ids, lengths).float(), dim=1).numpy()
             if code in self.heads:
                 head = self.heads[code]
-                probabilities = head.blend(probabilities, head.encoder.embed([texts[i] for i in indices]))
+                probabilities = head.blend(probabilities, head.features([texts[i] for i in indices]))
             for i, row in zip(indices, probabilities.tolist(), strict=True):
                 scores = dict(zip(SENTIMENTS, row, strict=True))
                 results[i] = Sentiment(texts[i], code, max(scores, key=scores.get), scores)
@@ -130,7 +132,12 @@ def _load_network(weights_dir: Path, code: str) -> tuple[SentimentEnsemble, Voca
 
 def load_sentiment_model(weights_dir: Path = settings.WEIGHTS_DIR) -> SentimentModel:
     """Both languages from weights_dir/text/ (or weights_dir itself when it holds the files directly), each
-    with its sentence-encoder head where `{language}-encoder.json` lies beside its weights (English)."""
+    with the linear head that lies beside its weights: `{language}-encoder.json` (English, a sentence
+    encoder's vectors) or `{language}-ngrams.json` (Chinese, character n-grams)."""
     folder = weights_dir / "text" if (weights_dir / "text").is_dir() else weights_dir
-    heads = {path.name.split("-")[0]: load_head(path) for path in sorted(folder.glob("*-encoder.json"))}
+    heads = {}
+    for code in LANGUAGES:
+        for kind, load in HEAD_LOADERS.items():
+            if (folder / f"{code}-{kind}.json").exists():
+                heads[code] = load(folder / f"{code}-{kind}.json")
     return SentimentModel({code: _load_network(folder, code) for code in LANGUAGES}, heads)

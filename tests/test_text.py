@@ -12,6 +12,8 @@ import torch
 
 from emotion import settings
 from emotion.errors import EmotionError
+from emotion.linear_head import NgramHead, char_ngrams, load_ngram_head
+from emotion.sentence_encoder import EncoderHead
 from emotion.text import Sentiment, SentimentModel, _load_network, detect_language, load_sentiment_model
 from emotion.text_model import (
     SentimentEnsemble,
@@ -142,7 +144,7 @@ def test_detect_language(text, asr, expected):
 
 def test_committed_weights_are_small():
     folder = settings.WEIGHTS_DIR / "text"
-    for name in ("zh.pt", "en.pt", "zh-vocab.json", "en-vocab.json"):
+    for name in ("zh.pt", "en.pt", "zh-vocab.json", "en-vocab.json", "zh-ngrams.json"):
         # three ensemble members a language, embeddings in int8 or float16: a few MB
         assert (folder / name).stat().st_size < 8_000_000, name
 
@@ -191,8 +193,8 @@ def test_language_forced_and_asr_language(model):
 
 
 def test_english_answer_averages_the_lstm_and_the_sentence_encoder(model):
-    assert set(model.heads) == {"en"}  # the encoder is English only
     head = model.heads["en"]
+    assert isinstance(head, EncoderHead)  # the encoder is English only
     texts = [
         "a gorgeous, witty, seductive movie.",
         "the plot is nothing but boilerplate cliches",
@@ -204,7 +206,45 @@ def test_english_answer_averages_the_lstm_and_the_sentence_encoder(model):
     for result, alone, p in zip(model.predict(texts, language="en"), lstm_only, negative, strict=True):
         expected = (1 - head.share) * alone.scores["negative"] + head.share * p
         assert result.scores["negative"] == pytest.approx(expected, abs=1e-5)
-    assert model.predict(["很好"])[0].scores == SentimentModel(model.networks).predict(["很好"])[0].scores
+
+
+def test_chinese_answer_averages_the_lstm_and_the_character_ngrams(model):
+    head = model.heads["zh"]
+    assert isinstance(head, NgramHead)
+    texts = ["画面清晰，很满意", "质量太差了", "还行吧，一般般", "这个ǂ字符不认识"]
+    lstm_only = SentimentModel(model.networks).predict(texts, language="zh")
+    log_odds = [sum(head.coef[head.ngrams[g]] for g in char_ngrams(t) if g in head.ngrams) for t in texts]
+    negative = 1 / (1 + np.exp(-(np.array(log_odds) + head.intercept)))
+    for result, alone, p in zip(model.predict(texts, language="zh"), lstm_only, negative, strict=True):
+        expected = (1 - head.share) * alone.scores["negative"] + head.share * p
+        assert result.scores["negative"] == pytest.approx(expected, abs=1e-5)
+    assert 0 < head.share < 1
+
+
+def test_ngram_presence_is_scikit_learns_binary_character_ngrams():
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    texts = ["画面 清晰，很满意！", "ＴＶ  很好", "差", "ǂ", ""]
+    vectorizer = CountVectorizer(binary=True, analyzer="char", ngram_range=(1, 3), preprocessor=normalise)
+    expected = vectorizer.fit_transform(texts[:3]).toarray()
+    head = NgramHead(np.zeros(0), 0.0, 0.5, {g: int(i) for g, i in vectorizer.vocabulary_.items()})
+    assert char_ngrams("ＴＶ  好") == {"t", "v", " ", "好", "tv", "v ", " 好", "tv ", "v 好"}
+    assert np.array_equal(head.features(texts[:3]).toarray(), expected)
+    assert head.features(texts[3:]).nnz == 0  # nothing known: the head answers its intercept alone
+
+
+def test_ngram_head_learns_from_its_rows_and_survives_saving(tmp_path):
+    from train.text import fit_ngram_head
+
+    rows = [("很好很满意", 0), ("非常好", 0), ("满意", 0), ("很差很失望", 1), ("非常差", 1), ("失望", 1)]
+    head = fit_ngram_head(rows, c=10.0, share=0.4)
+    judged = head.blend(np.full((2, 2), 0.5), head.features(["好，满意", "差，失望"]))
+    assert judged[0, 0] > 0.6 and judged[1, 1] > 0.6  # positive first, negative second
+    head.save(tmp_path / "zh-ngrams.json")
+    loaded = load_ngram_head(tmp_path / "zh-ngrams.json")
+    texts = ["很满意", "太差"]
+    assert loaded.share == 0.4 and loaded.ngrams.keys() == head.ngrams.keys()
+    assert np.allclose(loaded.features(texts) @ loaded.coef, head.features(texts) @ head.coef, atol=1e-4)
 
 
 def test_sentence_vectors_do_not_depend_on_their_batch(model):
@@ -344,10 +384,10 @@ def test_training_smoke(tmp_path):
         assert metrics[language]["val_accuracy"] is None
         assert len(metrics[language]["history"]["member 0"]) == 1
         assert len(metrics[language]["members"]) == 1
-    assert not (weights / "zh-encoder.json").exists()
+    assert not (weights / "zh-encoder.json").exists() and not (weights / "en-ngrams.json").exists()
     assert 0.0 <= metrics["en"]["lstm_test_accuracy"] <= 1.0
     trained = load_sentiment_model(weights)
-    assert set(trained.heads) == {"en"}
+    assert isinstance(trained.heads["en"], EncoderHead) and isinstance(trained.heads["zh"], NgramHead)
     results = trained.predict(["很好", "good"])
     assert [r.language for r in results] == ["zh", "en"]
     assert (settings.WEIGHTS_DIR / "text").resolve() != weights.resolve()
