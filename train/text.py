@@ -1,4 +1,5 @@
-"""Trains the text-sentiment branch: a jieba-word LSTM for Chinese and a word LSTM for English.
+"""Trains the text-sentiment branch: a jieba-word LSTM for Chinese and a word LSTM for English, each
+averaged with a logistic regression (Chinese: character n-grams; English: a sentence encoder's vectors).
 
     python -m train.text                      # both languages: weights/text/ and reports/text/
     python -m train.text --language en        # one language (the other's saved metrics are kept)
@@ -327,14 +328,14 @@ def fit_ngram_head(rows: list[Row], c: float, share: float) -> NgramHead:
 
     texts, labels = [text for text, _ in rows], np.array([label for _, label in rows])
     ngrams = sorted(set().union(*map(char_ngrams, texts)))
-    presence = NgramHead(np.zeros(len(ngrams)), 0.0, share, {gram: i for i, gram in enumerate(ngrams)})
-    x = presence.features(texts)
+    head = NgramHead(np.zeros(len(ngrams)), 0.0, share, {gram: i for i, gram in enumerate(ngrams)})
+    x = head.features(texts)
     counts = [np.asarray(x[labels == LABEL_IDS[name]].sum(0)).ravel() + 1 for name in SENTIMENTS]
     ratio = np.log((counts[0] / counts[0].sum()) / (counts[1] / counts[1].sum()))
     regression = LogisticRegression(C=c, max_iter=5000).fit(x.multiply(ratio).tocsr(), labels)
-    presence.coef = ratio * regression.coef_[0]  # the log-odds of label 1, "negative"
-    presence.intercept = float(regression.intercept_[0])
-    return presence
+    head.coef = ratio * regression.coef_[0]  # the log-odds of label 1, "negative"
+    head.intercept = float(regression.intercept_[0])
+    return head
 
 
 def train(
