@@ -49,6 +49,7 @@ class SpeechCNN(nn.Module):
         utterance_norm: bool = False,
         encoder_dims: int = 0,
         utterance_std: bool = False,
+        attention_pooling: bool = False,
     ) -> None:
         super().__init__()
         self.config = {
@@ -58,6 +59,7 @@ class SpeechCNN(nn.Module):
             "utterance_norm": utterance_norm,
             "encoder_dims": encoder_dims,
             "utterance_std": utterance_std,
+            "attention_pooling": attention_pooling,
         }
         self.n_features, self.encoder_dims = n_features, encoder_dims
         # Subtracting each clip's own mean of the acoustic features removes what stays constant over a clip:
@@ -84,6 +86,12 @@ class SpeechCNN(nn.Module):
             for width_in, width_out in zip(widths[:-1], widths[1:], strict=True)
         )
         self.pool = nn.MaxPool1d(2, ceil_mode=True)
+        # Attentive statistics pooling (Okabe et al., 2018): each channel weighs its frames by learned scores.
+        self.attention = (
+            nn.Sequential(nn.Conv1d(channels, 64, 1), nn.Tanh(), nn.Conv1d(64, channels, 1))
+            if attention_pooling
+            else None
+        )
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Sequential(
             nn.Linear(2 * channels, channels), nn.ReLU(), nn.Dropout(dropout), nn.Linear(channels, n_classes)
@@ -106,7 +114,13 @@ class SpeechCNN(nn.Module):
             lengths = (lengths + 1) // 2
             mask = frame_mask(lengths, x.shape[-1])
         # Statistics in float32 even when training runs under bfloat16 autocast.
-        return self.head(mean_and_std(x.float(), mask))
+        x = x.float()
+        if self.attention is None:
+            return self.head(mean_and_std(x, mask))
+        weights = self.attention(x).float().masked_fill(mask == 0, float("-inf")).softmax(dim=-1)
+        mean = (weights * x).sum(dim=-1)
+        variance = (weights * x.square()).sum(dim=-1) - mean.square()
+        return self.head(torch.cat([mean, variance.clamp(min=1e-6).sqrt()], dim=-1))
 
 
 def frame_mask(lengths: torch.Tensor, n_frames: int) -> torch.Tensor:

@@ -34,9 +34,10 @@ def test_network_shapes_for_a_ragged_batch():
     assert network(frames, lengths).shape == (3, len(EMOTIONS))
 
 
-def test_padding_does_not_change_the_answer():
+@pytest.mark.parametrize("attention_pooling", [False, True])
+def test_padding_does_not_change_the_answer(attention_pooling):
     torch.manual_seed(0)
-    network = SpeechCNN(N_FEATURES).eval()
+    network = SpeechCNN(N_FEATURES, attention_pooling=attention_pooling).eval()
     short = np.random.randn(41, N_FEATURES).astype(np.float32)
     alone = network(*pad_frames([short]))
     beside_a_long_one = network(*pad_frames([short, np.random.randn(300, N_FEATURES).astype(np.float32)]))

@@ -97,6 +97,11 @@ parser.add_argument(
     help="SpecAugment's time masking: up to this share of each training clip's frames hidden in one span",
 )
 parser.add_argument(
+    "--attention-pooling",
+    action="store_true",
+    help="pool over time with learned weights per frame and channel (attentive statistics pooling)",
+)
+parser.add_argument(
     "--all-speakers",
     action="store_true",
     help="train on every speaker, validate on none: the shipped weights, once the split chose the recipe",
@@ -301,6 +306,7 @@ def new_network() -> nn.Module:
             utterance_norm=args.utterance_norm,
             encoder_dims=encoder_dims,
             utterance_std=args.utterance_std,
+            attention_pooling=args.attention_pooling,
         )
     if args.model == "probe":
         return LinearProbe(train_x[0].shape[1])
