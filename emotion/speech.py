@@ -115,12 +115,10 @@ class SpeechCNN(nn.Module):
             mask = frame_mask(lengths, x.shape[-1])
         # Statistics in float32 even when training runs under bfloat16 autocast.
         x = x.float()
-        if self.attention is None:
-            return self.head(mean_and_std(x, mask))
-        weights = self.attention(x).float().masked_fill(mask == 0, float("-inf")).softmax(dim=-1)
-        mean = (weights * x).sum(dim=-1)
-        variance = (weights * x.square()).sum(dim=-1) - mean.square()
-        return self.head(torch.cat([mean, variance.clamp(min=1e-6).sqrt()], dim=-1))
+        weights = mask
+        if self.attention is not None:
+            weights = self.attention(x).float().masked_fill(mask == 0, float("-inf")).softmax(dim=-1)
+        return self.head(mean_and_std(x, weights))
 
 
 def frame_mask(lengths: torch.Tensor, n_frames: int) -> torch.Tensor:
@@ -138,12 +136,13 @@ def normalise_clip(x: torch.Tensor, mask: torch.Tensor, scale: bool) -> torch.Te
     return x
 
 
-def mean_and_std(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """(batch, channels, time) -> (batch, 2 * channels): each channel's mean and standard deviation over the
-    frames `mask` keeps."""
-    count = mask.sum(dim=-1).clamp(min=1)
-    mean = (x * mask).sum(dim=-1) / count
-    variance = (((x - mean.unsqueeze(-1)) * mask) ** 2).sum(dim=-1) / count
+def mean_and_std(x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """(batch, channels, time) -> (batch, 2 * channels): each channel's weighted mean and standard deviation
+    over time. `weights`: the padding mask (every real frame counts once) or any non-negative frame weights,
+    such as attention's; they are normalised here."""
+    total = weights.sum(dim=-1).clamp(min=1e-6)
+    mean = (x * weights).sum(dim=-1) / total
+    variance = ((x - mean.unsqueeze(-1)) ** 2 * weights).sum(dim=-1) / total
     return torch.cat([mean, variance.clamp(min=1e-6).sqrt()], dim=-1)
 
 
