@@ -18,6 +18,15 @@ from torch import nn
 # CTranslate2's data-type codes in model.bin.
 CT2_DTYPES = {0: np.float32, 1: np.int8, 2: np.int16, 3: np.int32, 4: np.float16, 5: None}
 ENCODER_SCOPE = "encoder/"
+# Each EncoderBlock module and the CTranslate2 scope that holds its weights.
+BLOCK_MODULES = {
+    "attention_norm": "self_attention/layer_norm",
+    "qkv": "self_attention/linear_0",
+    "out": "self_attention/linear_1",
+    "mlp_norm": "ffn/layer_norm",
+    "mlp.0": "ffn/linear_0",
+    "mlp.2": "ffn/linear_1",
+}
 LAYER_NORM_EPS = 1e-5
 
 
@@ -103,27 +112,15 @@ def load_whisper_encoder(model_file: Path) -> WhisperEncoder:
     layers = sum(name.endswith("self_attention/linear_0/weight") for name in variables)
     max_frames, dims = variables["position_encodings/encodings"].shape
     encoder = WhisperEncoder(variables["conv1/weight"].shape[1], dims, dims // 64, layers, max_frames)
-    state = {
-        "conv1.weight": "conv1/weight", "conv1.bias": "conv1/bias",
-        "conv2.weight": "conv2/weight", "conv2.bias": "conv2/bias",
-        "positions": "position_encodings/encodings",
-        "norm.weight": "layer_norm/gamma", "norm.bias": "layer_norm/beta",
-    }  # fmt: skip
+    # CTranslate2's name for each torch module; a layer norm's weight and bias are its gamma and beta.
+    modules = {"conv1": "conv1", "conv2": "conv2", "norm": "layer_norm"}
     for index in range(layers):
-        block, scope = f"blocks.{index}.", f"layer_{index}/"
-        state |= {
-            block + "attention_norm.weight": scope + "self_attention/layer_norm/gamma",
-            block + "attention_norm.bias": scope + "self_attention/layer_norm/beta",
-            block + "qkv.weight": scope + "self_attention/linear_0/weight",
-            block + "qkv.bias": scope + "self_attention/linear_0/bias",
-            block + "out.weight": scope + "self_attention/linear_1/weight",
-            block + "out.bias": scope + "self_attention/linear_1/bias",
-            block + "mlp_norm.weight": scope + "ffn/layer_norm/gamma",
-            block + "mlp_norm.bias": scope + "ffn/layer_norm/beta",
-            block + "mlp.0.weight": scope + "ffn/linear_0/weight",
-            block + "mlp.0.bias": scope + "ffn/linear_0/bias",
-            block + "mlp.2.weight": scope + "ffn/linear_1/weight",
-            block + "mlp.2.bias": scope + "ffn/linear_1/bias",
-        }
+        for name, scope in BLOCK_MODULES.items():
+            modules[f"blocks.{index}.{name}"] = f"layer_{index}/{scope}"
+    state = {"positions": "position_encodings/encodings"}
+    for name, source in modules.items():
+        norm = source.endswith("layer_norm")
+        state[f"{name}.weight"] = f"{source}/{'gamma' if norm else 'weight'}"
+        state[f"{name}.bias"] = f"{source}/{'beta' if norm else 'bias'}"
     encoder.load_state_dict({name: variables[source] for name, source in state.items()})
     return encoder.eval()
