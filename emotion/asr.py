@@ -330,7 +330,7 @@ class _FasterWhisper(Transcriber):
         # CTranslate2 returns the last layer only: the encoder runs in torch, from the same weights.
         from emotion.whisper_encoder import load_whisper_encoder
 
-        self._encoder = load_whisper_encoder(path / MODEL_FILE)
+        self._encoder = load_whisper_encoder(path / MODEL_FILE, float32_blocks=FRAME_LAYER)
         self.model_name = model
         self.dims = self._encoder.norm.normalized_shape[0]
         self.frame_layer = min(FRAME_LAYER, len(self._encoder.blocks))

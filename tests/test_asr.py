@@ -308,3 +308,21 @@ def test_frames_alone_skip_the_later_blocks_and_are_the_same_frames(transcriber,
         nothing, kept_alone = transcriber._encoder(mel, transcriber.frame_layer, to_last_layer=False)
     assert nothing is None and len(runs) == transcriber.frame_layer == asr.FRAME_LAYER
     assert torch.equal(kept, kept_alone)
+
+
+def test_the_frames_stay_float32_whatever_the_decoder_gets(transcriber):
+    import torch
+
+    from emotion.whisper_encoder import load_whisper_encoder
+
+    blocks = transcriber._encoder.blocks
+    float32 = load_whisper_encoder(asr.assemble_packaged_model() / asr.MODEL_FILE, float32_blocks=len(blocks))
+    assert all(block.mlp_norm.weight.dtype == torch.float32 for block in blocks[: transcriber.frame_layer])
+    mel = torch.randn(1, 80, 400)
+    with torch.inference_mode():
+        last, kept = transcriber._encoder(mel, transcriber.frame_layer)
+        float32_last, float32_kept = float32(mel, transcriber.frame_layer)
+    # The speech model reads exactly the frames it was trained on; the decoder's input may move a little.
+    assert torch.equal(kept, float32_kept)
+    assert last.dtype == torch.float32
+    assert torch.nn.functional.cosine_similarity(last, float32_last, dim=-1).median() > 0.99
