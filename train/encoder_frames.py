@@ -16,6 +16,7 @@ from multiprocessing import Pool
 from pathlib import Path
 
 import numpy as np
+import torch
 from tqdm import tqdm
 
 from emotion import asr, features, settings
@@ -36,6 +37,7 @@ def encoder_settings() -> dict:
         "min_window_seconds": settings.ASR_MIN_WINDOW_SECONDS,
         "window_margin_mel_frames": asr.WINDOW_MARGIN_MEL_FRAMES,
         "min_clip_seconds": asr.MIN_CLIP_SECONDS,
+        "frame_layer": asr.FRAME_LAYER,
     }
 
 
@@ -66,6 +68,7 @@ def _cache_file(folder: Path, path: Path, suffix: str = ".npy") -> Path:
 def _start_worker() -> None:
     # Two single-threaded encoders use two cores better than one encoder with two threads (1.5x).
     settings.ASR_THREADS = 1
+    torch.set_num_threads(1)
 
 
 def _encode_frames(audio: np.ndarray) -> np.ndarray:
