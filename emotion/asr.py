@@ -14,6 +14,7 @@ import tempfile
 import threading
 import zlib
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -331,6 +332,10 @@ class _FasterWhisper(Transcriber):
         from emotion.whisper_encoder import load_whisper_encoder
 
         self._encoder = load_whisper_encoder(path / MODEL_FILE, float32_blocks=FRAME_LAYER)
+        # torch leaves a window's activations (~40 MB) in the malloc arena of the thread that computed them,
+        # so a web server's pool of worker threads would keep a copy each (+35 MB per new thread, measured).
+        # One thread runs every window instead.
+        self._encoder_thread = ThreadPoolExecutor(1, thread_name_prefix="whisper-encoder")
         self.model_name = model
         self.dims = self._encoder.norm.normalized_shape[0]
         self.frame_layer = min(FRAME_LAYER, len(self._encoder.blocks))
@@ -365,15 +370,19 @@ class _FasterWhisper(Transcriber):
 
     def _encode_window(self, mel: np.ndarray, frames: int, to_last_layer: bool) -> tuple[Any, np.ndarray]:
         import ctranslate2
-        import torch
 
-        with torch.inference_mode():
-            last, kept = self._encoder(torch.from_numpy(mel)[None], self.frame_layer, to_last_layer)
+        last, kept = self._encoder_thread.submit(self._run_encoder, mel, to_last_layer).result()
         # CTranslate2's decoder and language detection take an encoder output in place of mel frames.
         encoded = (
             None if last is None else ctranslate2.StorageView.from_array(np.ascontiguousarray(last.numpy()))
         )
         return encoded, kept[0, :frames].numpy().copy()
+
+    def _run_encoder(self, mel: np.ndarray, to_last_layer: bool) -> tuple[Any, Any]:
+        import torch
+
+        with torch.inference_mode():
+            return self._encoder(torch.from_numpy(mel)[None], self.frame_layer, to_last_layer)
 
     def _language_probabilities(self, encoded: Any) -> dict[str, float]:
         if not self._whisper.model.is_multilingual:
