@@ -335,7 +335,9 @@ class _FasterWhisper(Transcriber):
         # torch leaves a window's activations (~40 MB) in the malloc arena of the thread that computed them,
         # so a web server's pool of worker threads would keep a copy each (+35 MB per new thread, measured).
         # One thread runs every window instead.
-        self._encoder_thread = ThreadPoolExecutor(1, thread_name_prefix="whisper-encoder")
+        self._encoder_thread = ThreadPoolExecutor(
+            1, thread_name_prefix="whisper-encoder", initializer=_apply_torch_thread_count
+        )
         self.model_name = model
         self.dims = self._encoder.norm.normalized_shape[0]
         self.frame_layer = min(FRAME_LAYER, len(self._encoder.blocks))
@@ -564,6 +566,15 @@ def _window_bounds(audio: np.ndarray, mel_frames: int) -> list[tuple[int, int]]:
     cuts = [end // (2 * HOP_SAMPLES) * 2 for _, end in split_points(audio, window_seconds)[:-1]]
     edges = [0, *cuts, mel_frames]
     return list(zip(edges, edges[1:], strict=False))
+
+
+def _apply_torch_thread_count() -> None:
+    """Give the calling thread the process's torch thread count: torch.set_num_threads binds only the threads
+    that call it, and a new thread's matrix products would otherwise use every core (train.encoder_frames
+    asks for one thread a worker)."""
+    import torch
+
+    torch.set_num_threads(torch.get_num_threads())
 
 
 def _even(frames: int) -> int:
