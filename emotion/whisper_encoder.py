@@ -84,7 +84,9 @@ class EncoderBlock(nn.Module):
 
 
 class WhisperEncoder(nn.Module):
-    """Mel (batch, n_mels, 2 * frames) -> the last layer and block `keep`'s output, (batch, frames, dims)."""
+    """Mel (batch, n_mels, 2 * frames) -> every layer's output, (batch, blocks + 1, frames, dims) float32:
+    each block's, then the last layer (the last block's, normalised), which the decoder reads. With `blocks`,
+    only the first `blocks` blocks run, and only their outputs come back."""
 
     def __init__(self, n_mels: int, dims: int, heads: int, layers: int, max_frames: int) -> None:
         super().__init__()
@@ -94,20 +96,16 @@ class WhisperEncoder(nn.Module):
         self.blocks = nn.ModuleList(EncoderBlock(dims, heads) for _ in range(layers))
         self.norm = nn.LayerNorm(dims, eps=LAYER_NORM_EPS)
 
-    def forward(
-        self, mel: torch.Tensor, keep: int, to_last_layer: bool = True
-    ) -> tuple[torch.Tensor | None, torch.Tensor]:
-        """Without `to_last_layer` the blocks after `keep` are not run, and the last layer is None."""
+    def forward(self, mel: torch.Tensor, blocks: int | None = None) -> torch.Tensor:
         x = F.gelu(self.conv2(F.gelu(self.conv1(mel)))).transpose(1, 2)
         x = x + self.positions[: x.shape[1]]  # a window shorter than 30 s takes the first positions
-        for block in self.blocks[:keep]:
-            x = block(x)
-        kept = x
-        if not to_last_layer:
-            return None, kept
-        for block in self.blocks[keep:]:
+        layers = []
+        for block in self.blocks[:blocks]:
             x = block(x.to(block.mlp_norm.weight.dtype))
-        return self.norm(x.float()), kept
+            layers.append(x.float())
+        if blocks is None:
+            layers.append(self.norm(x.float()))
+        return torch.stack(layers, dim=1)
 
 
 def load_whisper_encoder(model_file: Path, float32_blocks: int) -> WhisperEncoder:
