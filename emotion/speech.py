@@ -26,7 +26,7 @@ ACOUSTIC_MODEL = "acoustic"
 WHISPER_MODEL = "whisper"
 # What each model listens to, in a few words for the page.
 DESCRIPTIONS = {
-    WHISPER_MODEL: "acoustic features + Whisper-base encoder frames",
+    WHISPER_MODEL: "acoustic features + Whisper-base encoder frames, and a probe of every encoder layer",
     ACOUSTIC_MODEL: "acoustic features only",
 }
 # The transcriber whose encoder frames the "whisper" model reads (load_transcriber's arguments), and the

@@ -1,15 +1,15 @@
 """Whisper's audio encoder in torch, built from the transcriber's own CTranslate2 weights.
 
-CTranslate2 returns only the encoder's last layer, and the speech-emotion model reads an intermediate one: a
-linear probe on the third block's frames scores 3 UA points higher on the held-out speakers than on the last
-layer's, and 4 points higher on a corpus it never heard (docs/speech.md). So the faster-whisper transcriber
-runs its encoder here, once a window, and hands the last layer to CTranslate2's decoder and the chosen block
-to the speech model. The weights are read from the same model.bin CTranslate2 loads: nothing else to ship.
-The blocks up to the speech model's run in float32, so its frames are exactly those it was trained on. The
-later ones feed only the decoder: on a CPU that computes bfloat16 natively they run in it, which brings the
-whole encoder level with CTranslate2's int8 one (55 against 133 ms for three blocks of a 15-s window on 2
-cores) and decodes the same text. torch's int8 is not used there: its one scale for a whole activation
-garbles Chinese transcripts.
+CTranslate2 returns only the encoder's last layer, and the speech-emotion model reads the others too: its
+CNN reads the third block's frames (a linear probe on them scores 3 UA points higher on the held-out speakers
+than on the last layer's, and 4 points higher on a corpus it never heard), its layer probe every layer's
+(docs/speech.md). So the faster-whisper transcriber runs its encoder here, once a window, and hands the last
+layer to CTranslate2's decoder and every layer to the speech model. The weights are read from the same
+model.bin CTranslate2 loads: nothing else to ship. The blocks up to the CNN's run in float32, so its frames
+are exactly those it was trained on. On a CPU that computes bfloat16 natively the later ones run in it,
+which brings the whole encoder level with CTranslate2's int8 one (55 against 133 ms for three blocks of a
+15-s window on 2 cores), decodes the same text and leaves the layer probe's answers as they were. torch's
+int8 is not used there: its one scale for a whole activation garbles Chinese transcripts.
 """
 
 import struct

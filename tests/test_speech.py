@@ -110,6 +110,7 @@ def test_the_whisper_model_beats_the_acoustic_one_on_speakers_both_trained_on():
     # the encoder frames fit together as in training, not how well the model generalises.
     whisper, acoustic = load_speech_model("whisper"), load_speech_model("acoustic")
     assert whisper.encoder is not None and acoustic.encoder is None
+    assert whisper.probe is not None and 0 < whisper.probe.share < 1
     path = checkpoint_path("whisper")
     assert len(whisper.network.members) == json.loads(path.with_suffix(".json").read_text())["members"]
     trained_on = set(
@@ -122,7 +123,7 @@ def test_the_whisper_model_beats_the_acoustic_one_on_speakers_both_trained_on():
     for model in (whisper, acoustic):
         results = model.predict(audios)
         scores[model.name] = np.mean([r.label == c.emotion for r, c in zip(results, sample, strict=True)])
-    assert path.stat().st_size < 5_000_000
+    assert path.stat().st_size < 6_000_000  # a few MB: the three CNNs 4.98, the layer probe 0.3
     assert scores["whisper"] > scores["acoustic"], scores
 
 
