@@ -171,9 +171,9 @@ class Analyzer:
             with _timed(timings, "encoder"):
                 encoded = self.speech_model.encoder.encode(audio)
         with _timed(timings, "features"):
-            frames = self.speech_model.frames(audio, encoded)
+            inputs = self.speech_model.inputs(audio, encoded)
         with _timed(timings, "speech_model"):
-            speech = self.speech_model.predict_frames([frames])[0]
+            speech = self.speech_model.predict_inputs([inputs])[0]
         with _timed(timings, "fusion"):
             fused = _fused(speech.scores, text, text_weight)
         end = start + audio.size

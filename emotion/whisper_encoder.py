@@ -1,15 +1,15 @@
 """Whisper's audio encoder in torch, built from the transcriber's own CTranslate2 weights.
 
-CTranslate2 returns only the encoder's last layer, and the speech-emotion model reads an intermediate one: a
-linear probe on the third block's frames scores 3 UA points higher on the held-out speakers than on the last
-layer's, and 4 points higher on a corpus it never heard (docs/speech.md). So the faster-whisper transcriber
-runs its encoder here, once a window, and hands the last layer to CTranslate2's decoder and the chosen block
-to the speech model. The weights are read from the same model.bin CTranslate2 loads: nothing else to ship.
-The blocks up to the speech model's run in float32, so its frames are exactly those it was trained on. The
-later ones feed only the decoder: on a CPU that computes bfloat16 natively they run in it, which brings the
-whole encoder level with CTranslate2's int8 one (55 against 133 ms for three blocks of a 15-s window on 2
-cores) and decodes the same text. torch's int8 is not used there: its one scale for a whole activation
-garbles Chinese transcripts.
+CTranslate2 returns only the encoder's last layer, and the speech-emotion model reads the others too: its
+CNN reads the third block's frames (a linear probe on them scores 3 UA points higher on the held-out speakers
+than on the last layer's, and 4 points higher on a corpus it never heard), its layer probe every layer's
+(docs/speech.md). So the faster-whisper transcriber runs its encoder here, once a window, and hands the last
+layer to CTranslate2's decoder and every layer to the speech model. The weights are read from the same
+model.bin CTranslate2 loads: nothing else to ship. The blocks up to the CNN's run in float32, so its frames
+are exactly those it was trained on. On a CPU that computes bfloat16 natively the later ones run in it,
+which brings the whole encoder level with CTranslate2's int8 one (55 against 133 ms for three blocks of a
+15-s window on 2 cores), decodes the same text and leaves the layer probe's answers as they were. torch's
+int8 is not used there: its one scale for a whole activation garbles Chinese transcripts.
 """
 
 import struct
@@ -84,7 +84,9 @@ class EncoderBlock(nn.Module):
 
 
 class WhisperEncoder(nn.Module):
-    """Mel (batch, n_mels, 2 * frames) -> the last layer and block `keep`'s output, (batch, frames, dims)."""
+    """Mel (batch, n_mels, 2 * frames) -> every layer's output, (batch, blocks + 1, frames, dims) float32:
+    each block's, then the last layer (the last block's, normalised), which the decoder reads. With `blocks`,
+    only the first `blocks` blocks run, and only their outputs come back."""
 
     def __init__(self, n_mels: int, dims: int, heads: int, layers: int, max_frames: int) -> None:
         super().__init__()
@@ -94,20 +96,16 @@ class WhisperEncoder(nn.Module):
         self.blocks = nn.ModuleList(EncoderBlock(dims, heads) for _ in range(layers))
         self.norm = nn.LayerNorm(dims, eps=LAYER_NORM_EPS)
 
-    def forward(
-        self, mel: torch.Tensor, keep: int, to_last_layer: bool = True
-    ) -> tuple[torch.Tensor | None, torch.Tensor]:
-        """Without `to_last_layer` the blocks after `keep` are not run, and the last layer is None."""
+    def forward(self, mel: torch.Tensor, blocks: int | None = None) -> torch.Tensor:
         x = F.gelu(self.conv2(F.gelu(self.conv1(mel)))).transpose(1, 2)
         x = x + self.positions[: x.shape[1]]  # a window shorter than 30 s takes the first positions
-        for block in self.blocks[:keep]:
-            x = block(x)
-        kept = x
-        if not to_last_layer:
-            return None, kept
-        for block in self.blocks[keep:]:
+        layers = []
+        for block in self.blocks[:blocks]:
             x = block(x.to(block.mlp_norm.weight.dtype))
-        return self.norm(x.float()), kept
+            layers.append(x.float())
+        if blocks is None:
+            layers.append(self.norm(x.float()))
+        return torch.stack(layers, dim=1)
 
 
 def load_whisper_encoder(model_file: Path, float32_blocks: int) -> WhisperEncoder:

@@ -140,18 +140,21 @@ def test_silence_and_noise_give_no_text(transcriber, kind):
     transcript = transcriber.transcribe(audio.astype(np.float32))
     assert transcript.text == ""
     assert transcript.language is None
-    assert transcript.encoder_frames.shape == (4 * 50, 512)
+    assert transcript.encoder_frames.shape == (4 * 50, 7, 512)
 
 
 def test_encoder_frames_cover_the_audio_and_match_encode(transcriber, angry_speech):
     transcript = transcriber.transcribe(angry_speech)
     frames = transcript.encoder_frames
     assert frames.dtype == np.float32
-    assert frames.shape == (math.ceil(angry_speech.size // 160 / 2), 512)
+    # Every block's output (Whisper base has six) and the last layer.
+    assert frames.shape == (math.ceil(angry_speech.size // 160 / 2), 7, 512)
     assert abs(frames.shape[0] - angry_speech.size / SAMPLE_RATE * 50) <= 1
     assert np.all(np.isfinite(frames))
     np.testing.assert_allclose(transcriber.encode(angry_speech), frames, atol=1e-5)
-    assert (transcriber.dims, transcriber.frames_per_second) == (512, 50)
+    first_blocks = transcriber.encode(angry_speech, blocks=3)
+    np.testing.assert_array_equal(first_blocks, transcriber.encode(angry_speech)[:, :3])
+    assert (transcriber.dims, transcriber.blocks, transcriber.frames_per_second) == (512, 6, 50)
 
 
 def test_a_clip_is_encoded_once(transcriber, angry_speech, monkeypatch):
@@ -163,11 +166,11 @@ def test_a_clip_is_encoded_once(transcriber, angry_speech, monkeypatch):
 
 
 def test_a_clip_shorter_than_a_second_is_padded(transcriber):
-    assert transcriber.encode(np.zeros(SAMPLE_RATE // 4, dtype=np.float32)).shape == (50, 512)
+    assert transcriber.encode(np.zeros(SAMPLE_RATE // 4, dtype=np.float32)).shape == (50, 7, 512)
     hello = synthesize("Hello!", "en")[: SAMPLE_RATE * 3 // 4]
     transcript = transcriber.transcribe(hello, "en")
     assert "hello" in transcript.text.lower()
-    assert transcript.encoder_frames.shape == (50, 512)
+    assert transcript.encoder_frames.shape == (50, 7, 512)
 
 
 def test_a_long_clip_is_cut_where_it_is_quietest_before_the_window_ends():
@@ -255,11 +258,11 @@ def test_the_openai_whisper_engine_loads_a_checkpoint_file(tiny_checkpoint, angr
         # Random weights say nothing sensible: only the form of the answer can be checked.
         assert isinstance(transcript.text, str)
         assert transcript.language in ((None, "zh", "en") if language == "auto" else (None, language))
-        assert transcript.encoder_frames.shape == (100, 64)
+        assert transcript.encoder_frames.shape == (100, 2, 64)  # its one block's output and the last layer
         assert transcript.encoder_frames.dtype == np.float32
     np.testing.assert_allclose(transcriber.encode(speech), transcript.encoder_frames, atol=1e-5)
     silence = transcriber.transcribe(np.zeros(SAMPLE_RATE, dtype=np.float32))
-    assert (silence.text, silence.language, silence.encoder_frames.shape) == ("", None, (50, 64))
+    assert (silence.text, silence.language, silence.encoder_frames.shape) == ("", None, (50, 2, 64))
 
 
 def test_openai_whisper_downloads_nothing(tmp_path, monkeypatch):
@@ -275,15 +278,16 @@ def test_the_torch_encoder_computes_what_ctranslate2_computes_from_its_weights(t
     padding = transcriber._window_mel_frames(mel.shape[-1]) - mel.shape[-1]
     mel = np.ascontiguousarray(np.pad(mel, ((0, 0), (0, padding))))
     ctranslate2_output = np.asarray(transcriber._whisper.encode(mel))[0]
-    encoded, frames = transcriber._encode_window(mel, mel.shape[-1] // 2, True)
+    encoded, frames = transcriber._encode_window(mel, mel.shape[-1] // 2, None)
     last = np.asarray(encoded)[0]
     cosine = np.sum(last * ctranslate2_output, axis=1) / (
         np.linalg.norm(last, axis=1) * np.linalg.norm(ctranslate2_output, axis=1)
     )
     assert last.shape == ctranslate2_output.shape and np.median(cosine) > 0.98
-    # The speech model's frames are an earlier block's: not the last layer, and not normalised like it.
-    assert frames.shape == (mel.shape[-1] // 2, 512)
-    assert not np.allclose(frames, last[: frames.shape[0]], atol=0.1)
+    # The frames handed on: the last layer (the decoder's, cut to the audio) after every block's own output.
+    assert frames.shape == (mel.shape[-1] // 2, 7, 512)
+    np.testing.assert_array_equal(frames[:, -1], last[: frames.shape[0]])
+    assert not np.allclose(frames[:, asr.FRAME_LAYER - 1], frames[:, -1], atol=0.1)
 
 
 def test_the_ctranslate2_reader_refuses_a_format_it_does_not_know(tmp_path):
@@ -294,35 +298,38 @@ def test_the_ctranslate2_reader_refuses_a_format_it_does_not_know(tmp_path):
         read_ctranslate2_variables(tmp_path / "model.bin")
 
 
-def test_frames_alone_skip_the_later_blocks_and_are_the_same_frames(transcriber, monkeypatch):
+def test_the_encoder_runs_each_block_once_and_hands_on_every_layer(transcriber, monkeypatch):
     import torch
 
     runs = []
     for block in transcriber._encoder.blocks:
         monkeypatch.setattr(block, "forward", lambda x, run=block.forward: runs.append(1) or run(x))
-    mel = torch.randn(1, 80, 400)
     with torch.inference_mode():
-        last, kept = transcriber._encoder(mel, transcriber.frame_layer)
-        assert len(runs) == len(transcriber._encoder.blocks) and last.shape == kept.shape
-        runs.clear()
-        nothing, kept_alone = transcriber._encoder(mel, transcriber.frame_layer, to_last_layer=False)
-    assert nothing is None and len(runs) == transcriber.frame_layer == asr.FRAME_LAYER
-    assert torch.equal(kept, kept_alone)
+        layers = transcriber._encoder(torch.randn(1, 80, 400))
+        # The last layer is the last block's output, normalised: what the decoder reads.
+        torch.testing.assert_close(layers[:, -1], transcriber._encoder.norm(layers[:, -2]))
+    assert len(runs) == transcriber.blocks and layers.shape == (1, transcriber.blocks + 1, 200, 512)
+    assert layers.dtype == torch.float32
+    # Asked for the first blocks only (an augmented training copy needs no more), the rest do not run.
+    runs.clear()
+    with torch.inference_mode():
+        first = transcriber._encoder(torch.randn(1, 80, 400), asr.FRAME_LAYER)
+    assert len(runs) == asr.FRAME_LAYER and first.shape == (1, asr.FRAME_LAYER, 200, 512)
 
 
-def test_the_frames_stay_float32_whatever_the_decoder_gets(transcriber):
+def test_the_cnn_frames_stay_float32_whatever_the_later_blocks_run_in(transcriber):
     import torch
 
     from emotion.whisper_encoder import load_whisper_encoder
 
     blocks = transcriber._encoder.blocks
     float32 = load_whisper_encoder(asr.assemble_packaged_model() / asr.MODEL_FILE, float32_blocks=len(blocks))
-    assert all(block.mlp_norm.weight.dtype == torch.float32 for block in blocks[: transcriber.frame_layer])
+    assert all(block.mlp_norm.weight.dtype == torch.float32 for block in blocks[: asr.FRAME_LAYER])
     mel = torch.randn(1, 80, 400)
     with torch.inference_mode():
-        last, kept = transcriber._encoder(mel, transcriber.frame_layer)
-        float32_last, float32_kept = float32(mel, transcriber.frame_layer)
-    # The speech model reads exactly the frames it was trained on; the decoder's input may move a little.
-    assert torch.equal(kept, float32_kept)
-    assert last.dtype == torch.float32
-    assert torch.nn.functional.cosine_similarity(last, float32_last, dim=-1).median() > 0.99
+        layers, float32_layers = transcriber._encoder(mel), float32(mel)
+    # The CNN reads exactly the frames it was trained on; the later layers (the decoder's input, and the layer
+    # probe's) may move a little.
+    assert torch.equal(layers[:, : asr.FRAME_LAYER], float32_layers[:, : asr.FRAME_LAYER])
+    cosine = torch.nn.functional.cosine_similarity(layers, float32_layers, dim=-1)
+    assert cosine.median() > 0.99

@@ -4,7 +4,8 @@
     python -m train.encoder_frames --copies 1      # and one augmented copy of each: ~25 min more
 
 Each clip is encoded exactly as the analyser encodes it while transcribing (the transcriber's own window),
-so the speech model trains on the frames it will be given. One file a clip, so an interrupted run resumes.
+so the speech model trains on the frames it will be given: the CNN's block (float16) and, for the layer probe,
+every layer's mean and standard deviation over the clip. One file a clip, so an interrupted run resumes.
 An augmented copy is drawn from the clip's name, the copy's number and the seed alone, so every split and
 every run that asks for it finds the same copy in the cache, with the acoustic features of the same audio.
 """
@@ -22,7 +23,7 @@ from tqdm import tqdm
 from emotion import asr, features, settings
 from emotion.audio import load_audio
 from emotion.errors import EmotionError
-from emotion.speech import ENCODER
+from emotion.speech import ENCODER, layer_index, layer_statistics
 from train import augment
 from train.corpora import find_clips
 
@@ -39,6 +40,11 @@ def encoder_settings() -> dict:
         "min_clip_seconds": asr.MIN_CLIP_SECONDS,
         "frame_layer": asr.FRAME_LAYER,
     }
+
+
+def original_settings() -> dict:
+    """What decides a clip's cached frames and statistics besides its audio."""
+    return encoder_settings() | {"statistics": "mean and std of every layer"}
 
 
 def augmented_settings(seed: int) -> dict:
@@ -71,12 +77,18 @@ def _start_worker() -> None:
     torch.set_num_threads(1)
 
 
-def _encode_frames(audio: np.ndarray) -> np.ndarray:
-    return asr.load_transcriber(ENCODER["engine"], ENCODER["model"]).encode(audio).astype(np.float16)
+def _encode(audio: np.ndarray, blocks: int | None = None) -> np.ndarray:
+    """Every layer's frames, (frames, layers, dims) float32; with `blocks`, the first `blocks` blocks'."""
+    return asr.load_transcriber(ENCODER["engine"], ENCODER["model"]).encode(audio, blocks)
 
 
-def _encode(job: tuple[Path, Path, int, int]) -> None:
-    """Cache the frames of a clip (copy 0), or the acoustic features and frames of an augmented copy."""
+def _kept_frames(encoded: np.ndarray) -> np.ndarray:
+    return encoded[:, layer_index(ENCODER["layer"])].astype(np.float16)
+
+
+def _encode_job(job: tuple[Path, Path, int, int]) -> None:
+    """Cache the frames and layer statistics of a clip (copy 0), or the acoustic features and frames of an
+    augmented copy."""
     path, target, copy, seed = job
     try:
         audio = load_audio(path)
@@ -85,13 +97,19 @@ def _encode(job: tuple[Path, Path, int, int]) -> None:
         audio = None  # remembered as unusable (empty arrays), so the next run does not try it again
     scratch = target.with_suffix(".partial" + target.suffix)
     if copy == 0:
-        np.save(scratch, np.zeros((0, 0)) if audio is None else _encode_frames(audio))
+        frames, statistics = np.zeros((0, 0)), np.zeros(0)
+        if audio is not None:
+            encoded = _encode(audio)
+            frames, statistics = _kept_frames(encoded), layer_statistics(encoded)
+        with open(scratch, "wb") as file:
+            np.savez(file, frames=frames, statistics=statistics)
     else:
         acoustic, frames = np.zeros((0, 0)), np.zeros((0, 0))
         if audio is not None:
             name_number = int(hashlib.sha1(path.name.encode()).hexdigest()[:8], 16)
             audio = augment.augment(audio, np.random.default_rng([seed, copy, name_number]))
-            acoustic, frames = features.extract_features(audio).astype(np.float16), _encode_frames(audio)
+            acoustic = features.extract_features(audio).astype(np.float16)
+            frames = _kept_frames(_encode(audio, ENCODER["layer"]))  # the CNN's block is all a copy needs
         with open(scratch, "wb") as file:
             np.savez(file, acoustic=acoustic, frames=frames)
     scratch.replace(target)  # a run stopped halfway leaves no half-written file behind
@@ -101,23 +119,27 @@ def _fill_cache(jobs: list[tuple[Path, Path, int, int]], workers: int) -> None:
     missing = [job for job in jobs if not job[1].is_file()]
     if workers == 1:  # in this process: a fork of one whose encoder threads already run can hang in the child
         for job in tqdm(missing, desc="encoder frames"):
-            _encode(job)
+            _encode_job(job)
     elif missing:
         with Pool(workers, initializer=_start_worker) as pool:
-            for _ in tqdm(pool.imap_unordered(_encode, missing, chunksize=4), total=len(missing),
+            for _ in tqdm(pool.imap_unordered(_encode_job, missing, chunksize=4), total=len(missing),
                           desc="encoder frames"):  # fmt: skip
                 pass
 
 
 def load_encoder_frames(
     paths: list[Path], cache_dir: Path = CACHE_DIR, workers: int = 2
-) -> list[np.ndarray | None]:
-    """(frames, 512) float16 for each path, None for an unreadable clip; encodes what is not cached yet."""
-    folder = cache_folder(cache_dir)
-    targets = [_cache_file(folder, path) for path in paths]
+) -> list[tuple[np.ndarray, np.ndarray] | None]:
+    """For each path, the CNN's block's frames, (frames, 512) float16, and every layer's statistics
+    (layer_statistics); None for an unreadable clip. Encodes what is not cached yet."""
+    folder = cache_folder(cache_dir, original_settings())
+    targets = [_cache_file(folder, path, ".npz") for path in paths]
     _fill_cache([(path, target, 0, 0) for path, target in zip(paths, targets, strict=True)], workers)
-    stored = [np.load(target) for target in targets]
-    return [frames if frames.size else None for frames in stored]
+    loaded = []
+    for target in targets:
+        with np.load(target) as stored:
+            loaded.append((stored["frames"], stored["statistics"]) if stored["frames"].size else None)
+    return loaded
 
 
 def load_augmented_copies(
@@ -152,7 +174,7 @@ if __name__ == "__main__":
     paths = [clip.path for clip in find_clips(*args.data)]
     frames = load_encoder_frames(paths, args.cache_dir, args.workers)
     encoded = sum(f is not None for f in frames)
-    print(f"{encoded} of {len(paths)} clips encoded in {cache_folder(args.cache_dir)}")
+    print(f"{encoded} of {len(paths)} clips encoded in {cache_folder(args.cache_dir, original_settings())}")
     if args.copies:
         copies = load_augmented_copies(paths, args.copies, args.seed, args.cache_dir, args.workers)
         folder = cache_folder(args.cache_dir, augmented_settings(args.seed))

@@ -11,7 +11,9 @@
 
 Models: "whisper" reads the acoustic features and the transcriber's Whisper-encoder frames side by side,
 "acoustic" the features alone (both a CNN over time); "probe" is a linear layer on the mean and standard
-deviation of the encoder frames, "pooled" the original 1-D CNN over time-averaged features.
+deviation of the encoder frames, "pooled" the original 1-D CNN over time-averaged features. The "whisper"
+model also fits a layer probe (a logistic regression on every encoder layer's mean and standard deviation,
+the training clips without their copies) whose probabilities are averaged with the CNNs'.
 Read top to bottom: settings, the speaker split, inputs (cached), the training loop, the report.
 """
 
@@ -35,6 +37,7 @@ from emotion.errors import EmotionError
 from emotion.labels import EMOTIONS
 from emotion.speech import (
     ENCODER,
+    LayerProbe,
     SpeechCNN,
     frame_mask,
     mean_and_std,
@@ -132,6 +135,15 @@ parser.add_argument(
     default=True,
     help="train under bfloat16 autocast (the saved weights, validation and the analyser stay float32)",
 )
+parser.add_argument(
+    "--layer-probe-share",
+    type=float,
+    default=0.4,
+    help="whisper model: the layer probe's share of the answer (0: no probe)",
+)
+parser.add_argument(
+    "--layer-probe-c", type=float, default=0.01, help="the layer probe's inverse L2 strength (the issue's)"
+)
 parser.add_argument("--lr", type=float, default=2e-3)
 parser.add_argument("--weight-decay", type=float, default=1e-2)
 parser.add_argument("--label-smoothing", type=float, default=0.1)
@@ -219,14 +231,17 @@ def load_features(clips: list[Clip], copies: int) -> tuple[list[np.ndarray], np.
     return sequences, origin
 
 
-def load_inputs(clips: list[Clip], copies: int) -> tuple[list[np.ndarray], np.ndarray]:
-    """The model's input sequences and the index of the clip each came from."""
+def load_inputs(clips: list[Clip], copies: int) -> tuple[list[np.ndarray], np.ndarray, dict[int, np.ndarray]]:
+    """The model's input sequences, the index of the clip each came from, and each usable clip's encoder layer
+    statistics (for the layer probe; none for the models that do not read the encoder)."""
     if not clips:  # no validation speakers with --all-speakers
-        return [], np.zeros(0, dtype=int)
+        return [], np.zeros(0, dtype=int), {}
     if not reads_encoder:
-        return load_features(clips, copies)
+        return *load_features(clips, copies), {}
     paths = [c.path for c in clips]
-    encoded = encoder_frames.load_encoder_frames(paths, args.encoder_cache_dir, args.workers)
+    loaded = encoder_frames.load_encoder_frames(paths, args.encoder_cache_dir, args.workers)
+    encoded = [None if item is None else item[0] for item in loaded]
+    statistics = {i: item[1] for i, item in enumerate(loaded) if item is not None}
     acoustic = {}  # the probe reads the encoder frames alone: no acoustic features to compute
     if args.model == "whisper":
         sequences, origin = load_features(clips, 0)
@@ -243,11 +258,12 @@ def load_inputs(clips: list[Clip], copies: int) -> tuple[list[np.ndarray], np.nd
         for clip_versions in versions
         for acoustic_part, frames in clip_versions
     ]
-    return inputs, np.repeat(np.arange(len(clips)), [len(v) for v in versions])
+    return inputs, np.repeat(np.arange(len(clips)), [len(v) for v in versions]), statistics
 
 
-train_x, train_origin = load_inputs(train_clips, args.copies)
-val_x, val_origin = load_inputs(val_clips, 0)
+train_x, train_origin, train_statistics = load_inputs(train_clips, args.copies)
+val_x, val_origin, val_statistics = load_inputs(val_clips, 0)
+val_statistics = [val_statistics[i] for i in val_origin] if val_statistics else []
 val_clips = [val_clips[i] for i in val_origin]
 label_index = {label: i for i, label in enumerate(EMOTIONS)}
 train_y = np.array([label_index[train_clips[i].emotion] for i in train_origin])
@@ -453,8 +469,30 @@ print(f"{sum(p.numel() for p in ensemble.parameters()):,} parameters in {args.me
 
 
 # -------------------------------------------------------------------------------------------------
+# the layer probe: a logistic regression beside the CNNs, on the original training clips
+def fit_layer_probe() -> LayerProbe:
+    from sklearn.linear_model import LogisticRegression
+
+    clip_indices = sorted(train_statistics)
+    x = np.stack([train_statistics[i] for i in clip_indices])
+    y = np.array([label_index[train_clips[i].emotion] for i in clip_indices])
+    mean, std = x.mean(axis=0), x.std(axis=0)
+    std[std == 0] = 1.0
+    regression = LogisticRegression(C=args.layer_probe_c, class_weight="balanced", max_iter=3000)
+    regression.fit((x - mean) / std, y)
+    coef, intercept = regression.coef_, regression.intercept_
+    if len(regression.classes_) == 2:  # one row of log-odds for the second class: as two softmax rows
+        coef, intercept = np.vstack([np.zeros_like(coef), coef]), np.concatenate([[0.0], intercept])
+    as32 = [a.astype(np.float32) for a in (mean, std, coef, intercept)]
+    return LayerProbe(*as32, regression.classes_.astype(np.int64), args.layer_probe_share)
+
+
+probe = fit_layer_probe() if args.model == "whisper" and args.layer_probe_share > 0 else None
+
+
+# -------------------------------------------------------------------------------------------------
 # the report and the weights: the members as training left them (last or averaged weights), scored together
-metrics, predicted, ua_by_members = None, None, None
+metrics, predicted, ua_by_members, ua_by_part = None, None, None, None
 if val_x:
     # The answers of the first k members averaged, k = 1 ... --members: what each added member bought. The
     # last is the ensemble's own answer (its members' mean probability).
@@ -462,6 +500,14 @@ if val_x:
     by_members = [np.mean(member_probabilities[:k], axis=0).argmax(1) for k in range(1, args.members + 1)]
     ua_by_members = [{c: m["ua"] for c, m in corpus_metrics(val_clips, val_y, p).items()} for p in by_members]
     predicted = by_members[-1]
+    if probe is not None:  # each part alone, then the model's own answer: the two averaged
+        cnn_probabilities, statistics = np.mean(member_probabilities, axis=0), np.stack(val_statistics)
+        parts = {"cnn": cnn_probabilities, "layer_probe": probe.probabilities(statistics, len(EMOTIONS))}
+        ua_by_part = {
+            name: {c: m["ua"] for c, m in corpus_metrics(val_clips, val_y, p.argmax(1)).items()}
+            for name, p in parts.items()
+        }
+        predicted = probe.blend(cnn_probabilities, statistics).argmax(1)
     metrics = corpus_metrics(val_clips, val_y, predicted)
 minutes = (time.time() - started) / 60
 summary = {
@@ -470,7 +516,9 @@ summary = {
     "labels": list(EMOTIONS),
     "members": args.members,
     "validation": metrics,
-    "validation_ua_by_members": ua_by_members,
+    "validation_ua_by_members": ua_by_members,  # the CNNs alone
+    "validation_ua_by_part": ua_by_part,  # the CNN ensemble alone and the layer probe alone
+    "layer_probe": None if probe is None else {"share": probe.share, "c": args.layer_probe_c},
     "validation_speakers": sorted({c.speaker for c in val_clips}),
     "training_clips": len(set(train_origin.tolist())),
     "training_inputs": len(train_x),  # the clips and their augmented copies
@@ -499,5 +547,7 @@ if metrics:
         print(f"{corpus}: UA {m['ua']:.1%}  WA {m['wa']:.1%}  ({m['clips']} clips)")
 if args.model in ("whisper", "acoustic") and not args.hold_out_corpus:
     metadata = {k: v for k, v in summary.items() if k != "history"}
-    save_speech_model(ensemble, args.name, metadata, args.weights_dir, ENCODER if encoder_dims else None)
+    save_speech_model(
+        ensemble, args.name, metadata, args.weights_dir, ENCODER if encoder_dims else None, probe
+    )
 print(f"done in {minutes:.1f} min")
