@@ -24,6 +24,7 @@ from emotion import asr, features, settings
 from emotion.audio import load_audio
 from emotion.errors import EmotionError
 from emotion.speech import ENCODER, layer_index, layer_statistics
+from emotion.whisper_encoder import BLOCK_DTYPE
 from train import augment
 from train.corpora import find_clips
 
@@ -39,6 +40,7 @@ def encoder_settings() -> dict:
         "window_margin_mel_frames": asr.WINDOW_MARGIN_MEL_FRAMES,
         "min_clip_seconds": asr.MIN_CLIP_SECONDS,
         "frame_layer": asr.FRAME_LAYER,
+        "block_dtype": str(BLOCK_DTYPE),  # bfloat16 frames differ a little from float32 ones
     }
 
 
