@@ -51,8 +51,7 @@ MODEL_FILE = "model.bin"
 COPY_CHUNK_BYTES = 16 << 20
 
 # The encoder block whose frames the speech-emotion CNN reads (the last one in a model with fewer): a linear
-# probe on the third of Whisper base's six scores 3 UA points above the last layer (docs/speech.md). The
-# blocks up to it run in float32, so that the CNN reads exactly the frames it was trained on.
+# probe on the third of Whisper base's six scores 3 UA points above the last layer (docs/speech.md).
 FRAME_LAYER = 3
 
 # A mel frame every 10 ms; the encoder's strided convolution halves that to 50 frames a second.
@@ -334,7 +333,7 @@ class _FasterWhisper(Transcriber):
         # CTranslate2 returns the last layer only: the encoder runs in torch, from the same weights.
         from emotion.whisper_encoder import load_whisper_encoder
 
-        self._encoder = load_whisper_encoder(path / MODEL_FILE, float32_blocks=FRAME_LAYER)
+        self._encoder = load_whisper_encoder(path / MODEL_FILE)
         # torch leaves a window's activations (~40 MB) in the malloc arena of the thread that computed them,
         # so a web server's pool of worker threads would keep a copy each (+35 MB per new thread, measured).
         # One thread runs every window instead.

@@ -5,11 +5,11 @@ CNN reads the third block's frames (a linear probe on them scores 3 UA points hi
 than on the last layer's, and 4 points higher on a corpus it never heard), its layer probe every layer's
 (docs/speech.md). So the faster-whisper transcriber runs its encoder here, once a window, and hands the last
 layer to CTranslate2's decoder and every layer to the speech model. The weights are read from the same
-model.bin CTranslate2 loads: nothing else to ship. The blocks up to the CNN's run in float32, so its frames
-are exactly those it was trained on. On a CPU that computes bfloat16 natively the later ones run in it,
-which brings the whole encoder level with CTranslate2's int8 one (55 against 133 ms for three blocks of a
-15-s window on 2 cores), decodes the same text and leaves the layer probe's answers as they were. torch's
-int8 is not used there: its one scale for a whole activation garbles Chinese transcripts.
+model.bin CTranslate2 loads: nothing else to ship. On a CPU that computes bfloat16 natively the blocks run in
+it: the whole encoder then costs less than CTranslate2's int8 one (55 against 133 ms for three blocks of a
+15-s window on 2 cores), decodes the same text, and the speech model, trained on these frames, answers as it
+would on float32 ones (docs/speech.md, session 21). torch's int8 is not used there: its one scale for a whole
+activation garbles Chinese transcripts.
 """
 
 import struct
@@ -33,6 +33,12 @@ BLOCK_MODULES = {
     "mlp.2": "ffn/linear_1",
 }
 LAYER_NORM_EPS = 1e-5
+# What the blocks compute in: bfloat16 where the CPU has bfloat16 instructions (AVX-512 BF16 or AMX).
+BLOCK_DTYPE = (
+    torch.bfloat16
+    if torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    else torch.float32
+)
 
 
 def read_ctranslate2_variables(path: Path, scope: str = ENCODER_SCOPE) -> dict[str, np.ndarray]:
@@ -108,9 +114,9 @@ class WhisperEncoder(nn.Module):
         return torch.stack(layers, dim=1)
 
 
-def load_whisper_encoder(model_file: Path, float32_blocks: int) -> WhisperEncoder:
-    """The encoder of a CTranslate2 Whisper model.bin, ready for inference: in float32, except the blocks
-    after the first `float32_blocks`, in bfloat16 where the CPU has bfloat16 instructions."""
+def load_whisper_encoder(model_file: Path, block_dtype: torch.dtype = BLOCK_DTYPE) -> WhisperEncoder:
+    """The encoder of a CTranslate2 Whisper model.bin, ready for inference: the convolutions and the last
+    layer norm in float32, the blocks in `block_dtype`."""
     arrays = read_ctranslate2_variables(model_file)
     variables = {name: torch.from_numpy(array.astype(np.float32)) for name, array in arrays.items()}
     layers = sum(name.endswith("self_attention/linear_0/weight") for name in variables)
@@ -127,7 +133,5 @@ def load_whisper_encoder(model_file: Path, float32_blocks: int) -> WhisperEncode
         state[f"{name}.weight"] = f"{source}/{'gamma' if norm else 'weight'}"
         state[f"{name}.bias"] = f"{source}/{'beta' if norm else 'bias'}"
     encoder.load_state_dict({name: variables[source] for name, source in state.items()})
-    if torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported():
-        for block in encoder.blocks[float32_blocks:]:
-            block.to(torch.bfloat16)
+    encoder.blocks.to(block_dtype)
     return encoder.eval()

@@ -317,19 +317,16 @@ def test_the_encoder_runs_each_block_once_and_hands_on_every_layer(transcriber, 
     assert len(runs) == asr.FRAME_LAYER and first.shape == (1, asr.FRAME_LAYER, 200, 512)
 
 
-def test_the_cnn_frames_stay_float32_whatever_the_later_blocks_run_in(transcriber):
+def test_the_blocks_run_in_the_cpus_fastest_precision_close_to_float32(transcriber):
     import torch
 
-    from emotion.whisper_encoder import load_whisper_encoder
+    from emotion.whisper_encoder import BLOCK_DTYPE, load_whisper_encoder
 
-    blocks = transcriber._encoder.blocks
-    float32 = load_whisper_encoder(asr.assemble_packaged_model() / asr.MODEL_FILE, float32_blocks=len(blocks))
-    assert all(block.mlp_norm.weight.dtype == torch.float32 for block in blocks[: asr.FRAME_LAYER])
-    mel = torch.randn(1, 80, 400)
+    assert all(block.mlp_norm.weight.dtype == BLOCK_DTYPE for block in transcriber._encoder.blocks)
+    float32 = load_whisper_encoder(asr.assemble_packaged_model() / asr.MODEL_FILE, torch.float32)
+    mel = torch.randn(1, 80, 400, generator=torch.Generator().manual_seed(0))
     with torch.inference_mode():
         layers, float32_layers = transcriber._encoder(mel), float32(mel)
-    # The CNN reads exactly the frames it was trained on; the later layers (the decoder's input, and the layer
-    # probe's) may move a little.
-    assert torch.equal(layers[:, : asr.FRAME_LAYER], float32_layers[:, : asr.FRAME_LAYER])
+    # A CPU without bfloat16 computes the frames in float32: nearly the frames the speech model trained on.
     cosine = torch.nn.functional.cosine_similarity(layers, float32_layers, dim=-1)
-    assert cosine.median() > 0.99
+    assert cosine[:, : asr.FRAME_LAYER].min() > 0.99 and cosine.median() > 0.999

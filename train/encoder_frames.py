@@ -1,7 +1,7 @@
 """Whisper-encoder frames of training clips, computed once and cached on disk as float16.
 
-    python -m train.encoder_frames                 # every clip in shared/: ~25 min on 2 cores
-    python -m train.encoder_frames --copies 1      # and one augmented copy of each: ~25 min more
+    python -m train.encoder_frames                 # every clip in shared/: ~12 min on 2 cores
+    python -m train.encoder_frames --copies 1      # and one augmented copy of each: ~7 min more
 
 Each clip is encoded exactly as the analyser encodes it while transcribing (the transcriber's own window),
 so the speech model trains on the frames it will be given: the CNN's block (float16) and, for the layer probe,
@@ -24,6 +24,7 @@ from emotion import asr, features, settings
 from emotion.audio import load_audio
 from emotion.errors import EmotionError
 from emotion.speech import ENCODER, layer_index, layer_statistics
+from emotion.whisper_encoder import BLOCK_DTYPE
 from train import augment
 from train.corpora import find_clips
 
@@ -39,6 +40,7 @@ def encoder_settings() -> dict:
         "window_margin_mel_frames": asr.WINDOW_MARGIN_MEL_FRAMES,
         "min_clip_seconds": asr.MIN_CLIP_SECONDS,
         "frame_layer": asr.FRAME_LAYER,
+        "block_dtype": str(BLOCK_DTYPE),  # bfloat16 frames differ a little from float32 ones
     }
 
 
