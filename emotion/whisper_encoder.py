@@ -6,10 +6,10 @@ than on the last layer's, and 4 points higher on a corpus it never heard), its l
 (docs/speech.md). So the faster-whisper transcriber runs its encoder here, once a window, and hands the last
 layer to CTranslate2's decoder and every layer to the speech model. The weights are read from the same
 model.bin CTranslate2 loads: nothing else to ship. On a CPU that computes bfloat16 natively the blocks run in
-it: the whole encoder then costs less than CTranslate2's int8 one (55 against 133 ms for three blocks of a
-15-s window on 2 cores), decodes the same text, and the speech model, trained on these frames, answers as it
-would on float32 ones (docs/speech.md, session 21). torch's int8 is not used there: its one scale for a whole
-activation garbles Chinese transcripts.
+it (three blocks of a 15-s window on 2 cores: 55 ms, against 133 in float32), so the whole encoder costs less
+than CTranslate2's int8 one (209-238 ms), decodes the same text, and the speech model, trained on these
+frames, answers as it would on float32 ones (docs/speech.md, sessions 19 and 21). torch's int8 is not used
+there: its one scale for a whole activation garbles Chinese transcripts.
 """
 
 import struct
