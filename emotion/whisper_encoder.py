@@ -105,9 +105,10 @@ class WhisperEncoder(nn.Module):
     def forward(self, mel: torch.Tensor, blocks: int | None = None) -> torch.Tensor:
         x = F.gelu(self.conv2(F.gelu(self.conv1(mel)))).transpose(1, 2)
         x = x + self.positions[: x.shape[1]]  # a window shorter than 30 s takes the first positions
+        x = x.to(self.blocks[0].mlp_norm.weight.dtype)  # the blocks' precision (load_whisper_encoder)
         layers = []
         for block in self.blocks[:blocks]:
-            x = block(x.to(block.mlp_norm.weight.dtype))
+            x = block(x)
             layers.append(x.float())
         if blocks is None:
             layers.append(self.norm(x.float()))
