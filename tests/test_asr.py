@@ -86,13 +86,12 @@ def test_assembly_keeps_a_copy_another_process_finished_meanwhile(tmp_path, monk
         if not finished_first:
             monkeypatch.setattr(asr, "_write_model", write)
             finished_first["folder"] = asr.assemble_packaged_model(tmp_path / "cache", parts=parts)
-            finished_first["reader"] = open(finished_first["folder"] / "model.bin", "rb")
+            finished_first["model"] = (finished_first["folder"] / "model.bin").stat()
 
     monkeypatch.setattr(asr, "_write_model", write_while_another_finishes)
     folder = asr.assemble_packaged_model(tmp_path / "cache", parts=parts)
-    with finished_first["reader"] as reader:
-        assert folder == finished_first["folder"]
-        assert os.path.samestat(os.fstat(reader.fileno()), (folder / "model.bin").stat())
+    assert folder == finished_first["folder"]
+    assert os.path.samestat(finished_first["model"], (folder / "model.bin").stat())  # the same file, kept
     assert (folder / "model.bin").read_bytes() == b"PART-ONEPART-TWO-BYTES"
     assert [path.name for path in (tmp_path / "cache").iterdir()] == [folder.name]
 
