@@ -19,6 +19,7 @@ from emotion.speech import (
     SpeechInput,
     SpeechModel,
     checkpoint_path,
+    layer_index,
     layer_statistics,
     load_speech_model,
     pad_frames,
@@ -152,19 +153,24 @@ def test_augmented_copies_are_encoded_once_each_with_the_features_of_the_same_au
     copies = load_augmented_copies(paths, 2, seed=0, cache_dir=cache, workers=1)
     assert [len(c) for c in copies] == [2, 2, 2]
     seconds = len(load_audio(speech_wav)) / SAMPLE_RATE
-    for acoustic, frames in copies[0]:
+    for acoustic, frames, statistics in copies[0]:
         assert acoustic.shape[1] == N_FEATURES and frames.shape[1] == 512
         assert abs(len(acoustic) - len(frames)) <= 2  # one augmented audio, read both ways
         assert 0.85 * seconds * 50 < len(frames) < 1.15 * seconds * 50  # speed and shift change it a little
+        # The layer probe reads the copies too: every layer's statistics, the CNN's block among them.
+        assert statistics.shape == (7 * 2 * 512,)
+        block_mean = statistics.reshape(7, 2, 512)[layer_index(ENCODER["layer"]), 0]
+        np.testing.assert_allclose(block_mean, frames.astype(np.float32).mean(0), atol=0.02)
     # A copy is drawn from the clip's name, its number and the seed: where the file lies does not matter.
-    for (acoustic, frames), (same_acoustic, same_frames) in zip(copies[0], copies[1], strict=True):
-        np.testing.assert_array_equal(acoustic, same_acoustic)
-        np.testing.assert_array_equal(frames, same_frames)
+    for versions in zip(copies[0], copies[1], strict=True):
+        for array, same in zip(*versions, strict=True):
+            np.testing.assert_array_equal(array, same)
     first, second = copies[0][0][1], copies[0][1][1]
     assert first.shape != second.shape or not np.array_equal(first, second)
     own, statistics = load_encoder_frames(paths[:1], cache, workers=1)[0]
     assert own.dtype == np.float16 and own.shape[1] == 512 and statistics.shape == (7 * 2 * 512,)
     assert first.shape != own.shape or not np.allclose(first, own, atol=0.1)
+    assert not np.allclose(copies[0][0][2], statistics, atol=0.01)
     # Encoded once: a second call reads the cache and writes nothing.
     written = {p: p.stat().st_mtime_ns for p in cache.rglob("*-*.npz")}
     assert len(written) == 6

@@ -5,7 +5,8 @@
 
 Each clip is encoded exactly as the analyser encodes it while transcribing (the transcriber's own window),
 so the speech model trains on the frames it will be given: the CNN's block (float16) and, for the layer probe,
-every layer's mean and standard deviation over the clip. One file a clip, so an interrupted run resumes.
+every layer's mean and standard deviation over the clip; the same for each augmented copy, with its acoustic
+features. One file a clip, so an interrupted run resumes.
 An augmented copy is drawn from the clip's name, the copy's number and the seed alone, so every split and
 every run that asks for it finds the same copy in the cache, with the acoustic features of the same audio.
 """
@@ -51,7 +52,7 @@ def original_settings() -> dict:
 
 def augmented_settings(seed: int) -> dict:
     """What decides an augmented copy besides its clip: the encoder, the augmentation and the features."""
-    return encoder_settings() | {
+    return original_settings() | {
         "seed": seed,
         "augment": augment.CACHE_KEY,
         "features": features.CACHE_KEY,
@@ -79,9 +80,9 @@ def _start_worker() -> None:
     torch.set_num_threads(1)
 
 
-def _encode(audio: np.ndarray, blocks: int | None = None) -> np.ndarray:
-    """Every layer's frames, (frames, layers, dims) float32; with `blocks`, the first `blocks` blocks'."""
-    return asr.load_transcriber(ENCODER["engine"], ENCODER["model"]).encode(audio, blocks)
+def _encode(audio: np.ndarray) -> np.ndarray:
+    """Every layer's frames, (frames, layers, dims) float32."""
+    return asr.load_transcriber(ENCODER["engine"], ENCODER["model"]).encode(audio)
 
 
 def _kept_frames(encoded: np.ndarray) -> np.ndarray:
@@ -89,8 +90,8 @@ def _kept_frames(encoded: np.ndarray) -> np.ndarray:
 
 
 def _encode_job(job: tuple[Path, Path, int, int]) -> None:
-    """Cache the frames and layer statistics of a clip (copy 0), or the acoustic features and frames of an
-    augmented copy."""
+    """Cache the frames and layer statistics of a clip (copy 0) or of an augmented copy, with the copy's
+    acoustic features."""
     path, target, copy, seed = job
     try:
         audio = load_audio(path)
@@ -106,14 +107,15 @@ def _encode_job(job: tuple[Path, Path, int, int]) -> None:
         with open(scratch, "wb") as file:
             np.savez(file, frames=frames, statistics=statistics)
     else:
-        acoustic, frames = np.zeros((0, 0)), np.zeros((0, 0))
+        acoustic, frames, statistics = np.zeros((0, 0)), np.zeros((0, 0)), np.zeros(0)
         if audio is not None:
             name_number = int(hashlib.sha1(path.name.encode()).hexdigest()[:8], 16)
             audio = augment.augment(audio, np.random.default_rng([seed, copy, name_number]))
             acoustic = features.extract_features(audio).astype(np.float16)
-            frames = _kept_frames(_encode(audio, ENCODER["layer"]))  # the CNN's block is all a copy needs
+            encoded = _encode(audio)  # every block: the layer probe reads the copies too
+            frames, statistics = _kept_frames(encoded), layer_statistics(encoded)
         with open(scratch, "wb") as file:
-            np.savez(file, acoustic=acoustic, frames=frames)
+            np.savez(file, acoustic=acoustic, frames=frames, statistics=statistics)
     scratch.replace(target)  # a run stopped halfway leaves no half-written file behind
 
 
@@ -146,8 +148,9 @@ def load_encoder_frames(
 
 def load_augmented_copies(
     paths: list[Path], copies: int, seed: int, cache_dir: Path = CACHE_DIR, workers: int = 2
-) -> list[list[tuple[np.ndarray, np.ndarray]]]:
-    """For each path, its usable augmented copies as (acoustic features, encoder frames), both float16."""
+) -> list[list[tuple[np.ndarray, np.ndarray, np.ndarray]]]:
+    """For each path, its usable augmented copies as (acoustic features, the CNN's block's frames, both
+    float16, every layer's statistics)."""
     folder = cache_folder(cache_dir, augmented_settings(seed))
     jobs = [
         (path, _cache_file(folder, path, f"-{copy}.npz"), copy, seed)
@@ -155,11 +158,11 @@ def load_augmented_copies(
         for copy in range(1, copies + 1)
     ]
     _fill_cache(jobs, workers)
-    per_clip: list[list[tuple[np.ndarray, np.ndarray]]] = [[] for _ in paths]
+    per_clip: list[list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = [[] for _ in paths]
     for index, (_, target, _, _) in enumerate(jobs):
         with np.load(target) as stored:
             if stored["frames"].size:
-                per_clip[index // copies].append((stored["acoustic"], stored["frames"]))
+                per_clip[index // copies].append((stored["acoustic"], stored["frames"], stored["statistics"]))
     return per_clip
 
 
