@@ -252,14 +252,13 @@ class Transcriber:
         text = ("" if chosen == "zh" else " ").join(texts)
         return Transcript(text, chosen if text else None, frames)
 
-    def encode(self, audio: np.ndarray, blocks: int | None = None) -> np.ndarray:
+    def encode(self, audio: np.ndarray) -> np.ndarray:
         """Encoder frames of a 16 kHz mono clip, (frames, self.blocks + 1, dims) float32, 50 a second of
-        (padded) audio: transcribe()'s frames, with no text decoded. With `blocks`, only the first `blocks`
-        blocks run, and the frames hold their outputs alone: (frames, blocks, dims), for less work."""
-        windows = self._encode_windows(_prepare(audio), blocks)
+        (padded) audio: transcribe()'s frames, with no text decoded."""
+        windows = self._encode_windows(_prepare(audio))
         return np.concatenate([window.frames for window in windows])
 
-    def _encode_windows(self, audio: np.ndarray, blocks: int | None = None) -> list[_Window]:
+    def _encode_windows(self, audio: np.ndarray) -> list[_Window]:
         mel = self._features(audio)
         windows = []
         for start, end in _window_bounds(audio, mel.shape[-1]):
@@ -267,7 +266,7 @@ class Transcriber:
             length = self._window_mel_frames(chunk.shape[-1])
             # Zeros after the sound, exactly as Whisper pads its 30-s window.
             padded = np.ascontiguousarray(np.pad(chunk, ((0, 0), (0, length - chunk.shape[-1]))))
-            encoded, frames = self._encode_window(padded, math.ceil(chunk.shape[-1] / 2), blocks)
+            encoded, frames = self._encode_window(padded, math.ceil(chunk.shape[-1] / 2))
             windows.append(_Window(encoded, frames, chunk.shape[-1] * HOP_SAMPLES / SAMPLE_RATE))
         return windows
 
@@ -299,9 +298,8 @@ class Transcriber:
     def _window_mel_frames(self, content_frames: int) -> int:
         return WINDOW_MEL_FRAMES
 
-    def _encode_window(self, mel: np.ndarray, frames: int, blocks: int | None) -> tuple[Any, np.ndarray]:
-        """The last layer in the engine's form (None when only the first `blocks` run), and the first `frames`
-        frames of every layer computed."""
+    def _encode_window(self, mel: np.ndarray, frames: int) -> tuple[Any, np.ndarray]:
+        """The last layer in the engine's form, and the first `frames` frames of every layer."""
         raise NotImplementedError
 
     def _language_probabilities(self, encoded: Any) -> dict[str, float]:
@@ -375,20 +373,19 @@ class _FasterWhisper(Transcriber):
         # few seconds of speech that is most of the latency (docs/asr.md). The convolution needs even frames.
         return min(WINDOW_MEL_FRAMES, max(self._min_window, _even(content_frames + WINDOW_MARGIN_MEL_FRAMES)))
 
-    def _encode_window(self, mel: np.ndarray, frames: int, blocks: int | None) -> tuple[Any, np.ndarray]:
+    def _encode_window(self, mel: np.ndarray, frames: int) -> tuple[Any, np.ndarray]:
         import ctranslate2
 
-        layers = self._encoder_thread.submit(self._run_encoder, mel, blocks).result()[0]
-        encoded = None
-        if blocks is None:  # CTranslate2's decoder and language detection take it in place of mel frames
-            encoded = ctranslate2.StorageView.from_array(np.ascontiguousarray(layers[-1][None].numpy()))
+        layers = self._encoder_thread.submit(self._run_encoder, mel).result()[0]
+        # CTranslate2's decoder and language detection take the last layer in place of mel frames.
+        encoded = ctranslate2.StorageView.from_array(np.ascontiguousarray(layers[-1][None].numpy()))
         return encoded, layers[:, :frames].transpose(0, 1).numpy().copy()
 
-    def _run_encoder(self, mel: np.ndarray, blocks: int | None) -> Any:
+    def _run_encoder(self, mel: np.ndarray) -> Any:
         import torch
 
         with torch.inference_mode():
-            return self._encoder(torch.from_numpy(mel)[None], blocks)
+            return self._encoder(torch.from_numpy(mel)[None])
 
     def _language_probabilities(self, encoded: Any) -> dict[str, float]:
         if not self._whisper.model.is_multilingual:
@@ -449,7 +446,7 @@ class _OpenAIWhisper(Transcriber):
             mel = self._whisper.log_mel_spectrogram(self._torch.from_numpy(audio), self._model.dims.n_mels)
         return mel.numpy()
 
-    def _encode_window(self, mel: np.ndarray, frames: int, blocks: int | None) -> tuple[Any, np.ndarray]:
+    def _encode_window(self, mel: np.ndarray, frames: int) -> tuple[Any, np.ndarray]:
         # Always the full 30-s window: openai-whisper's encoder accepts no other length. Its forward() is
         # unrolled to keep every block's output on the way.
         encoder, functional = self._model.encoder, self._torch.nn.functional
@@ -458,12 +455,11 @@ class _OpenAIWhisper(Transcriber):
             x = functional.gelu(encoder.conv2(x)).permute(0, 2, 1)
             x = (x + encoder.positional_embedding).to(x.dtype)
             layers = []
-            for block in encoder.blocks[:blocks]:
+            for block in encoder.blocks:
                 x = block(x)
                 layers.append(x[0, :frames])
-            last = None if blocks is not None else encoder.ln_post(x)
-            if last is not None:
-                layers.append(last[0, :frames])
+            last = encoder.ln_post(x)
+            layers.append(last[0, :frames])
             return last, self._torch.stack(layers, dim=1).numpy().astype(np.float32, copy=True)
 
     def _language_probabilities(self, encoded: Any) -> dict[str, float]:

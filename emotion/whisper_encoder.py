@@ -91,8 +91,7 @@ class EncoderBlock(nn.Module):
 
 class WhisperEncoder(nn.Module):
     """Mel (batch, n_mels, 2 * frames) -> every layer's output, (batch, blocks + 1, frames, dims) float32:
-    each block's, then the last layer (the last block's, normalised), which the decoder reads. With `blocks`,
-    only the first `blocks` blocks run, and only their outputs come back."""
+    each block's, then the last layer (the last block's, normalised), which the decoder reads."""
 
     def __init__(self, n_mels: int, dims: int, heads: int, layers: int, max_frames: int) -> None:
         super().__init__()
@@ -102,16 +101,15 @@ class WhisperEncoder(nn.Module):
         self.blocks = nn.ModuleList(EncoderBlock(dims, heads) for _ in range(layers))
         self.norm = nn.LayerNorm(dims, eps=LAYER_NORM_EPS)
 
-    def forward(self, mel: torch.Tensor, blocks: int | None = None) -> torch.Tensor:
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
         x = F.gelu(self.conv2(F.gelu(self.conv1(mel)))).transpose(1, 2)
         x = x + self.positions[: x.shape[1]]  # a window shorter than 30 s takes the first positions
         x = x.to(self.blocks[0].mlp_norm.weight.dtype)  # the blocks' precision (load_whisper_encoder)
         layers = []
-        for block in self.blocks[:blocks]:
+        for block in self.blocks:
             x = block(x)
             layers.append(x.float())
-        if blocks is None:
-            layers.append(self.norm(x.float()))
+        layers.append(self.norm(x.float()))
         return torch.stack(layers, dim=1)
 
 
