@@ -184,7 +184,7 @@ def layer_statistics(encoded: np.ndarray) -> np.ndarray:
 class LayerProbe:
     """A logistic regression on layer_statistics (the issue's linear probe, on every layer at once). Its
     probabilities take `share` of the speech answer, the CNN ensemble's the rest. On the held-out speakers the
-    probe alone reads UA 70.4 / 70.3 (CREMA-D / RAVDESS), the CNN 70.0 / 67.2, the two averaged 71.6 / 71.9:
+    probe alone reads UA 70.7 / 72.7 (CREMA-D / RAVDESS), the CNN 69.6 / 67.2, the two averaged 71.7 / 73.4:
     they err on different clips (docs/speech.md)."""
 
     mean: np.ndarray  # the training clips' statistics' mean and standard deviation, for standardising

@@ -1,7 +1,7 @@
 """Whisper-encoder frames of training clips, computed once and cached on disk as float16.
 
-    python -m train.encoder_frames                 # every clip in shared/: ~12 min on 2 cores
-    python -m train.encoder_frames --copies 1      # and one augmented copy of each: ~7 min more
+    python -m train.encoder_frames                 # every clip in shared/: 12-15 min on 2 cores
+    python -m train.encoder_frames --copies 1      # and one augmented copy of each: ~15 min more
 
 Each clip is encoded exactly as the analyser encodes it while transcribing (the transcriber's own window),
 so the speech model trains on the frames it will be given: the CNN's block (float16) and, for the layer probe,
