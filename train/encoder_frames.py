@@ -99,23 +99,18 @@ def _encode_job(job: tuple[Path, Path, int, int]) -> None:
         tqdm.write(f"skipped {path.name}: {error}")
         audio = None  # remembered as unusable (empty arrays), so the next run does not try it again
     scratch = target.with_suffix(".partial" + target.suffix)
-    if copy == 0:
-        frames, statistics = np.zeros((0, 0)), np.zeros(0)
-        if audio is not None:
-            encoded = _encode(audio)
-            frames, statistics = _kept_frames(encoded), layer_statistics(encoded)
-        with open(scratch, "wb") as file:
-            np.savez(file, frames=frames, statistics=statistics)
-    else:
-        acoustic, frames, statistics = np.zeros((0, 0)), np.zeros((0, 0)), np.zeros(0)
-        if audio is not None:
+    arrays = {"frames": np.zeros((0, 0)), "statistics": np.zeros(0)}
+    if copy:
+        arrays = {"acoustic": np.zeros((0, 0))} | arrays
+    if audio is not None:
+        if copy:
             name_number = int(hashlib.sha1(path.name.encode()).hexdigest()[:8], 16)
             audio = augment.augment(audio, np.random.default_rng([seed, copy, name_number]))
-            acoustic = features.extract_features(audio).astype(np.float16)
-            encoded = _encode(audio)  # every block: the layer probe reads the copies too
-            frames, statistics = _kept_frames(encoded), layer_statistics(encoded)
-        with open(scratch, "wb") as file:
-            np.savez(file, acoustic=acoustic, frames=frames, statistics=statistics)
+            arrays["acoustic"] = features.extract_features(audio).astype(np.float16)
+        encoded = _encode(audio)  # every block, for a copy too: the layer probe reads the copies
+        arrays |= {"frames": _kept_frames(encoded), "statistics": layer_statistics(encoded)}
+    with open(scratch, "wb") as file:
+        np.savez(file, **arrays)
     scratch.replace(target)  # a run stopped halfway leaves no half-written file behind
 
 

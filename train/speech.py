@@ -259,7 +259,7 @@ def load_inputs(clips: list[Clip], copies: int) -> tuple[list[np.ndarray], np.nd
         for clip_versions in versions
         for acoustic_part, frames, _ in clip_versions
     ]
-    statistics = [statistics for clip_versions in versions for _, _, statistics in clip_versions]
+    statistics = [layers for clip_versions in versions for _, _, layers in clip_versions]
     return inputs, np.repeat(np.arange(len(clips)), [len(v) for v in versions]), statistics
 
 
