@@ -40,9 +40,9 @@ WARM_ROUNDS = 2
 QUEUE_SIZE = 2  # events waiting to run: eight clients at once overflow it
 LOAD_SECONDS = 60  # the whole load, all rounds: a request unanswered by then counts as lost
 START_TIMEOUT_S = 240  # import, Whisper and both models, and the warm-up, on a slow two-core machine
-# RSS of the server after the last round over after the warm rounds. Gradio keeps a little per session and
-# per upload (~40 MB over twenty rounds, flat after the first ten); a leak of clip-sized buffers (a few MB
-# per request, 8 a round, for ten rounds) crosses this.
+# RSS of the server after the last round over its highest in the warm rounds. Gradio keeps a little per
+# session and per upload (~40 MB over twenty rounds, flat after the first ten); a leak of clip-sized buffers
+# (a few MB per request, 8 a round, for ten rounds) crosses this.
 MEMORY_GROWTH_MB = 64
 BUSY = "queue is full"
 
@@ -128,7 +128,7 @@ def _request(client, number: int, clip: Path, deadline: float) -> tuple[str, str
         outcome = "busy" if BUSY in str(error).lower() else "failed"
         return endpoint, outcome, time.monotonic() - started, f"{type(error).__name__}: {error}"
     elapsed = time.monotonic() - started
-    good = "speech" in result if endpoint == "/analyze" else "label" in result
+    good = isinstance(result, dict) and ("speech" if endpoint == "/analyze" else "label") in result
     return endpoint, "answered" if good else "failed", elapsed, "" if good else json.dumps(result)[:300]
 
 
@@ -140,7 +140,9 @@ def test_eight_clients_are_answered_or_told_busy(server, clip):
     from gradio_client import Client
 
     address, process = server
-    clients = [Client(address, verbose=False) for _ in range(CLIENTS)]
+    # download_files=False, as a developer uses the API (README): otherwise gradio_client takes /analyze's
+    # JSON, which holds the clip's path, for a file, downloads it and hands back that path instead.
+    clients = [Client(address, verbose=False, download_files=False) for _ in range(CLIENTS)]
     deadline = time.monotonic() + LOAD_SECONDS
     records, memory = [], []
     with ThreadPoolExecutor(CLIENTS) as pool:
@@ -160,13 +162,13 @@ def test_eight_clients_are_answered_or_told_busy(server, clip):
     problems = [r for r in records if r[1] in ("lost", "failed")]
     assert not problems, f"requests lost or failed: {problems}"
     assert summary["answered"] > 0
-    judged = memory[WARM_ROUNDS - 1 :]
-    assert len(judged) >= 4, f"only {len(memory)} rounds fitted in {LOAD_SECONDS} s: too few to judge memory"
+    assert len(memory) >= WARM_ROUNDS + 3, f"only {len(memory)} rounds fitted in {LOAD_SECONDS} s: too few"
     assert process.is_running() and process.status() != psutil.STATUS_ZOMBIE
     # Still up: a fresh client gets an answer once the load is over.
     after = Client(address, verbose=False).predict("I feel great.", "auto", api_name="/sentiment")
     assert "label" in after
-    growth = judged[-1] - judged[0]
+    # From the highest RSS while warming: one reading jitters by ~20 MB; a dip there is not growth.
+    growth = memory[-1] - max(memory[:WARM_ROUNDS])
     assert growth < MEMORY_GROWTH_MB, (
         f"server memory grew {growth:.0f} MB after the warm rounds: {[round(m) for m in memory]}"
     )
