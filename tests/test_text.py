@@ -14,7 +14,7 @@ from emotion import settings
 from emotion.errors import EmotionError
 from emotion.linear_head import NgramHead, char_ngrams, load_ngram_head
 from emotion.sentence_encoder import EncoderHead
-from emotion.text import Sentiment, SentimentModel, _load_network, detect_language, load_sentiment_model
+from emotion.text import Sentiment, SentimentModel, detect_language, load_sentiment_model
 from emotion.text_model import (
     SentimentEnsemble,
     Vocabulary,
@@ -100,24 +100,6 @@ def test_packed_weights_store_embeddings_as_int8_and_keep_the_answers():
         assert torch.allclose(
             torch.softmax(restored(ids, lengths), 1), torch.softmax(ensemble(ids, lengths), 1), atol=0.02
         )
-
-
-def test_pretrain_then_finetune_smoke(tmp_path):
-    from train.text import main
-
-    if not HAVE_DATA:
-        pytest.skip("training data not in ../shared/data")
-    weights = tmp_path / "weights"
-    sets = ["epochs=1", "members=2", "pretrain_epochs=1", "max_extra_rows=200"]
-    argv = ["--language", "zh", "--weights-dir", str(weights), "--max-rows", "150"]
-    assert main(argv + [a for s in sets for a in ("--set", s)]) == 0
-    metrics = json.loads((weights / "metrics.json").read_text())["zh"]
-    assert set(metrics["history"]) == {"pretrain", "member 0", "member 1"}
-    assert len(metrics["members"]) == 2
-    network, vocab, max_tokens = _load_network(weights, "zh")
-    assert len(network.members) == 2 and max_tokens == 100
-    (result,) = SentimentModel({"zh": (network, vocab, max_tokens)}).predict(["很好"], language="zh")
-    assert math.isclose(sum(result.scores.values()), 1.0, abs_tol=1e-5)
 
 
 def test_normalise():

@@ -67,10 +67,6 @@ MODELS = {
         weight_decay=1e-4,
         corpus_repeats=6,  # corpus.csv is the target domain: its training rows are seen this often an epoch
         max_extra_rows=10000,  # rows drawn from the other three sets (of ~79,000): keeps training in minutes
-        # pretraining on all rows, then fine-tuning members on corpus.csv alone measured worse (docs/text.md)
-        pretrain_epochs=0,  # epochs of one network on all rows before the members are fine-tuned from it
-        pretrain_repeats=1,  # corpus.csv rows seen this often an epoch of that pretraining
-        finetune_lr=1e-3,
         members=3,  # three seeds, probabilities averaged (docs/text.md)
         nb_init=True,  # first embedding dimension starts at each token's naive-Bayes log-count ratio
         # the other dimensions start at word vectors from co-occurrence in every training text, the other
@@ -103,9 +99,6 @@ MODELS = {
         weight_decay=1e-4,
         corpus_repeats=1,
         max_extra_rows=0,
-        pretrain_epochs=0,  # epochs of one network on all rows before the members are fine-tuned from it
-        pretrain_repeats=1,  # corpus.csv rows seen this often an epoch of that pretraining
-        finetune_lr=1e-3,
         members=3,  # three seeds, probabilities averaged: +0.6 to +1.5 points over a member (docs/text.md)
         nb_init=True,
         word_vectors=False,  # from sentence polarity alone: -2.6 on validation (docs/text.md)
@@ -348,12 +341,10 @@ def train(
 ) -> dict:
     """Trains one language into weights_dir: {language}.pt, -vocab.json, -settings.json; gives metrics.
 
-    With `pretrain_epochs`, one network first learns from every training row (for Chinese the other three
-    review sets too), then each of the `members` starts from it and is fine-tuned on the target corpus's
-    training rows alone (`corpus_repeats` times an epoch). Without it, each member trains from scratch on all
-    training rows. With `refit` the validation rows are training rows and the last epoch is kept; without
-    it each member keeps its epoch best on validation. The saved model averages the members' probabilities.
-    With `workers` > 1 that many processes train the members side by side."""
+    Each of the `members` trains from its own seed on every training row, the target corpus's own rows
+    `corpus_repeats` times an epoch. With `refit` the validation rows are training rows and the last epoch
+    is kept; without it each member keeps its epoch best on validation. The saved model averages the
+    members' probabilities. With `workers` > 1 that many processes train the members side by side."""
     torch.set_num_threads(THREADS)
     random.seed(SEED)
     np.random.seed(SEED)
@@ -414,34 +405,17 @@ def train(
             model.embedding.weight[0] = 0
 
     history: dict[str, list[dict]] = {}
-    pretrained = None
-    if config["pretrain_epochs"]:
-        base = SentimentLSTM(*shape, config["dropout"])
-        initialise(base)
-        repeats = config["pretrain_repeats"] - 1
-        history["pretrain"] = fit(
-            base,
-            encoded["train"] + encoded["train"][:n_target] * repeats,
-            labels["train"] + labels["train"][:n_target] * repeats,
-            config,
-            config["pretrain_epochs"],
-            config["lr"],
-            SEED,
-            f"{language} pretrain",
-        )
-        pretrained = base.state_dict()
-    target_ids = encoded["train"][:n_target] * config["corpus_repeats"]
-    target_labels = labels["train"][:n_target] * config["corpus_repeats"]
+    repeats = config["corpus_repeats"] - 1  # the target corpus's rows come this many times more
+    rows = (
+        encoded["train"] + encoded["train"][:n_target] * repeats,
+        labels["train"] + labels["train"][:n_target] * repeats,
+    )
     jobs = []
     for k, member in enumerate(ensemble.members):
-        if pretrained is not None:
-            member.load_state_dict(pretrained)
-            rows, lr = (target_ids, target_labels), config["finetune_lr"]
-        else:
-            initialise(member)
-            rows = (encoded["train"] + target_ids[n_target:], labels["train"] + target_labels[n_target:])
-            lr = config["lr"]
-        jobs.append((member, *rows, config, config["epochs"], lr, SEED + k, f"{language} member {k}", val))
+        initialise(member)
+        jobs.append(
+            (member, *rows, config, config["epochs"], config["lr"], SEED + k, f"{language} member {k}", val)
+        )
     if workers > 1 and len(jobs) > 1:
         # Members are independent: side by side, one thread each, the same weights as one after another.
         fork = multiprocessing.get_context("fork")  # no second import of torch, jieba and the package
