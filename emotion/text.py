@@ -19,12 +19,20 @@ from emotion.labels import LANGUAGES, SENTIMENTS
 from emotion.linear_head import LinearHead, load_ngram_head
 from emotion.sentence_encoder import load_head
 from emotion.text_model import TOKENIZERS, SentimentEnsemble, Vocabulary, pad_batch, unpack_state
+from emotion.transformer_head import TransformerHead, load_transformer_head
 
 # Han ideographs (basic, extension A, compatibility) and the CJK punctuation and full-width forms around them.
 _CJK = re.compile(r"[\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef]")
 _LETTER = re.compile(r"[^\W\d_]")  # any letter of any script
 _BATCH = 256
-HEAD_LOADERS = {"encoder": load_head, "ngrams": load_ngram_head}  # {language}-{kind}.json beside the weights
+# Models whose probabilities are averaged with a language's LSTM, in this order, each taking its share of what
+# came before: {language}-{file} beside the LSTM's weights.
+HEAD_LOADERS = {
+    "encoder.json": load_head,  # English: a sentence encoder's vectors -> logistic regression
+    "ngrams.json": load_ngram_head,  # Chinese: character 1-3-grams -> logistic regression
+    "transformer.pt": load_transformer_head,  # Chinese: a fine-tuned pre-trained transformer
+}
+Head = LinearHead | TransformerHead
 
 
 @dataclass
@@ -55,10 +63,10 @@ class SentimentModel:
     def __init__(
         self,
         networks: dict[str, tuple[SentimentEnsemble, Vocabulary, int]],
-        heads: dict[str, LinearHead] | None = None,
+        heads: dict[str, list[Head]] | None = None,
     ):
         self.networks = networks
-        self.heads = heads or {}  # a language's linear model, averaged with its LSTM (emotion.linear_head)
+        self.heads = heads or {}  # a language's other models, averaged with its LSTM (HEAD_LOADERS)
 
     def predict(
         self, texts: Sequence[str], language: str = "auto", asr_language: str | None = None
@@ -87,13 +95,18 @@ class SentimentModel:
                     chunk = order[start : start + _BATCH]
                     ids, lengths = pad_batch([encoded[j] for j in chunk])
                     probabilities[chunk] = torch.softmax(network(ids, lengths).float(), dim=1).numpy()
-            if code in self.heads:
-                head = self.heads[code]
-                probabilities = head.blend(probabilities, head.features([texts[i] for i in indices]))
+            for head in self.heads.get(code, []):
+                head_probabilities = head.probabilities([texts[i] for i in indices])
+                probabilities = blend(probabilities, head_probabilities, head.share)
             for i, row in zip(indices, probabilities.tolist(), strict=True):
                 scores = dict(zip(SENTIMENTS, row, strict=True))
                 results[i] = Sentiment(texts[i], code, max(scores, key=scores.get), scores)
         return results
+
+
+def blend(probabilities: np.ndarray, head_probabilities: np.ndarray, share: float) -> np.ndarray:
+    """Two models' (positive, negative) probabilities averaged, `share` to the second."""
+    return (1 - share) * probabilities + share * head_probabilities
 
 
 def _load_network(weights_dir: Path, code: str) -> tuple[SentimentEnsemble, Vocabulary, int]:
@@ -132,12 +145,12 @@ def _load_network(weights_dir: Path, code: str) -> tuple[SentimentEnsemble, Voca
 
 def load_sentiment_model(weights_dir: Path = settings.WEIGHTS_DIR) -> SentimentModel:
     """Both languages from weights_dir/text/ (or weights_dir itself when it holds the files directly), each
-    with the linear head that lies beside its weights: `{language}-encoder.json` (English, a sentence
-    encoder's vectors) or `{language}-ngrams.json` (Chinese, character n-grams)."""
+    with the models that lie beside its weights (HEAD_LOADERS)."""
     folder = weights_dir / "text" if (weights_dir / "text").is_dir() else weights_dir
-    heads = {}
+    heads = {code: [] for code in LANGUAGES}
     for code in LANGUAGES:
-        for kind, load in HEAD_LOADERS.items():
-            if (folder / f"{code}-{kind}.json").exists():
-                heads[code] = load(folder / f"{code}-{kind}.json")
+        for name, load in HEAD_LOADERS.items():
+            head = load(folder / f"{code}-{name}") if (folder / f"{code}-{name}").exists() else None
+            if head is not None:  # None: a model its package is missing for (it warned)
+                heads[code].append(head)
     return SentimentModel({code: _load_network(folder, code) for code in LANGUAGES}, heads)

