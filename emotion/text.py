@@ -150,7 +150,8 @@ def load_sentiment_model(weights_dir: Path = settings.WEIGHTS_DIR) -> SentimentM
     heads = {code: [] for code in LANGUAGES}
     for code in LANGUAGES:
         for name, load in HEAD_LOADERS.items():
-            head = load(folder / f"{code}-{name}") if (folder / f"{code}-{name}").exists() else None
-            if head is not None:  # None: a model its package is missing for (it warned)
+            path = folder / f"{code}-{name}"
+            head = load(path) if path.exists() else None  # None also where its package is missing (it warned)
+            if head is not None:
                 heads[code].append(head)
     return SentimentModel({code: _load_network(folder, code) for code in LANGUAGES}, heads)

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from emotion.errors import EmotionError
-from emotion.text_model import MAX_CHARS
+from emotion.text_model import MAX_CHARS, pad_batch
 from emotion.whisper_encoder import BLOCK_DTYPE
 
 MODEL_NAME = "m3e-small"
@@ -93,11 +93,8 @@ class TransformerClassifier(nn.Module):
         return self.tokenizer(texts, truncation=True, max_length=MAX_TOKENS)["input_ids"]
 
     def forward(self, ids: Sequence[Sequence[int]]) -> torch.Tensor:
-        lengths = torch.tensor([len(row) for row in ids])
-        mask = (torch.arange(int(lengths.max()))[None, :] < lengths[:, None]).long()
-        batch = torch.zeros_like(mask)
-        for row, row_ids in enumerate(ids):
-            batch[row, : len(row_ids)] = torch.tensor(row_ids)
+        batch, lengths = pad_batch(ids)  # the tokenizer's [PAD] is id 0 too
+        mask = (torch.arange(batch.shape[1])[None, :] < lengths[:, None]).long()
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=BLOCK_DTYPE is torch.bfloat16):
             frames = self.encoder(input_ids=batch, attention_mask=mask).last_hidden_state
         weights = mask.unsqueeze(-1).float()
